@@ -1,0 +1,40 @@
+"""Meta-RL agents. `AGENTS` maps the config's ``agent`` name to its class."""
+
+from __future__ import annotations
+
+from agents.maml import MAMLTRPO
+from metarl import seeding
+from metarl.config import TrainConfig
+from metarl.policies import make_policy
+from metarl.sampling import Sampler
+from metarl.tasks import TaskFamily, family_of
+
+AGENTS = {"maml_trpo": MAMLTRPO}
+
+
+def build(config: TrainConfig) -> tuple[MAMLTRPO, TaskFamily, Sampler]:
+    """The agent of `config` with a freshly seeded policy, its task family and a sampler.
+
+    The caller owns the sampler and must close it (it is a context manager).
+    """
+    family = family_of(config.env_id, config.env_kwargs)
+    policy = make_policy(
+        family.observation_space,
+        family.action_space,
+        config.hidden_sizes,
+        config.activation,
+        config.init_std,
+        generator=seeding.torch_generator(config.seed, seeding.POLICY_INIT),
+    )
+    sampler = Sampler(
+        config.env_id,
+        config.env_kwargs,
+        policy.spec(),
+        config.horizon,
+        backend=config.sampler_backend,
+        num_workers=config.num_workers,
+    )
+    return AGENTS[config.agent](config, policy, sampler), family, sampler
+
+
+__all__ = ["AGENTS", "MAMLTRPO", "build"]

@@ -1,0 +1,16 @@
+"""Task families, registered as gymnasium ids ``metarl/<Name>-v0`` on import."""
+
+from gymnasium.envs.registration import register, registry
+
+
+def _register(env_id: str, **kwargs) -> None:
+    if env_id not in registry:
+        register(id=env_id, **kwargs)
+
+
+_register(
+    "metarl/Navigation2D-v0",
+    entry_point="envs.navigation:Navigation2DEnv",
+    vector_entry_point="envs.navigation:Navigation2DVectorEnv",
+    max_episode_steps=100,
+)

@@ -1,0 +1,68 @@
+"""Checkpoints: one `torch.save` dict of tensors and primitives, written atomically.
+
+Contents: ``format_version``, ``iteration`` (completed meta-iterations), ``env_steps``,
+``agent`` (the agent's state dict), ``config`` (the resolved config as a dict). Every random
+stream derives from (seed, iteration) (see `metarl.seeding`), so no RNG state is needed for
+a resumed run to equal an uninterrupted one. Loading uses ``weights_only=True``.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from pathlib import Path
+from typing import Any
+
+import torch
+
+FORMAT_VERSION = 1
+_NAME = re.compile(r"^iteration_(\d+)\.pt$")
+
+
+class CheckpointError(RuntimeError):
+    """A checkpoint is missing, corrupt or of an unknown format."""
+
+
+def save_checkpoint(directory: Path, state: dict[str, Any]) -> Path:
+    """Write `state` to ``directory/iteration_<N>.pt`` via a temporary file and rename."""
+    directory.mkdir(parents=True, exist_ok=True)
+    path = directory / f"iteration_{int(state['iteration']):06d}.pt"
+    temporary = path.with_suffix(".pt.tmp")
+    torch.save({"format_version": FORMAT_VERSION, **state}, temporary)
+    with open(temporary, "rb") as handle:
+        os.fsync(handle.fileno())
+    os.replace(temporary, path)
+    return path
+
+
+def latest_checkpoint(directory: Path) -> Path:
+    """The checkpoint with the highest iteration in `directory`."""
+    found = sorted(
+        (int(m.group(1)), p) for p in Path(directory).glob("iteration_*.pt") if (m := _NAME.match(p.name))
+    )
+    if not found:
+        raise CheckpointError(f"no checkpoint (iteration_*.pt) in {directory}")
+    return found[-1][1]
+
+
+def load_checkpoint(path: Path) -> dict[str, Any]:
+    """Load and check a checkpoint; raise `CheckpointError` saying what is wrong."""
+    path = Path(path)
+    if path.is_dir():
+        path = latest_checkpoint(path / "checkpoints" if (path / "checkpoints").is_dir() else path)
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except FileNotFoundError as err:
+        raise CheckpointError(f"checkpoint {path} does not exist") from err
+    except Exception as err:
+        raise CheckpointError(f"checkpoint {path} is corrupt or not a metarl checkpoint: {err}") from err
+    if not isinstance(state, dict) or "format_version" not in state:
+        raise CheckpointError(f"{path} is not a metarl checkpoint (no format_version)")
+    if state["format_version"] != FORMAT_VERSION:
+        raise CheckpointError(
+            f"{path} has checkpoint format {state['format_version']}, this metarl reads {FORMAT_VERSION}"
+        )
+    for key in ("iteration", "env_steps", "agent", "config"):
+        if key not in state:
+            raise CheckpointError(f"checkpoint {path} lacks {key!r}")
+    return state

@@ -1,0 +1,176 @@
+"""Run configuration: one dataclass, YAML presets, ``key=value`` overrides, validation.
+
+Precedence: dataclass defaults < ``--config`` YAML preset < command-line ``key=value``
+overrides. Unknown keys, wrong types, unknown env ids and unknown agents raise
+`ConfigError` with the valid choices.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+
+class ConfigError(ValueError):
+    """A configuration is invalid; the message says what is valid."""
+
+
+@dataclass
+class TrainConfig:
+    """Everything that defines a run. Defaults: MAML-TRPO on 2D navigation (paper setup)."""
+
+    # what to train
+    env_id: str = "metarl/Navigation2D-v0"
+    env_kwargs: dict = field(default_factory=dict)
+    agent: str = "maml_trpo"
+    seed: int = 1
+    meta_iterations: int = 100
+    # meta-batch
+    meta_batch_size: int = 20  # tasks per meta-iteration
+    episodes_per_task: int = 20  # episodes per task per adaptation step
+    horizon: int = 100  # maximum episode length, steps
+    # inner loop (adaptation)
+    num_inner_steps: int = 1
+    inner_lr: float = 0.1
+    first_order: bool = False
+    discount: float = 0.99
+    gae_lambda: float = 1.0
+    # policy
+    hidden_sizes: list = field(default_factory=lambda: [64, 64])
+    activation: str = "tanh"
+    init_std: float = 1.0
+    # outer loop (TRPO)
+    max_kl: float = 0.01
+    cg_iterations: int = 10
+    cg_damping: float = 1e-5
+    line_search_backtrack_ratio: float = 0.5
+    line_search_max_backtracks: int = 15
+    # sampling
+    sampler_backend: str = "processes"
+    num_workers: int | None = None  # None: one per core  # noqa: UP007
+    # runs, checkpoints, evaluation
+    run_root: str = "runs"
+    checkpoint_every: int = 10  # meta-iterations between checkpoints (and always at the end)
+    eval_tasks: int = 40
+    eval_steps: int = 3
+    eval_inner_lrs: list = field(default_factory=lambda: [0.1, 0.05])  # last one repeats
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+def field_names() -> list[str]:
+    return [f.name for f in dataclasses.fields(TrainConfig)]
+
+
+def _check_type(key: str, value: Any, annotation: Any) -> Any:
+    """Coerce ints to floats where a float is expected; raise ConfigError on a mismatch."""
+    hints = typing.get_type_hints(TrainConfig)
+    expected = hints[key]
+    origin = typing.get_origin(expected)
+    allowed: tuple = typing.get_args(expected) if origin in (typing.Union, types.UnionType) else (expected,)
+    allowed = tuple(typing.get_origin(a) or a for a in allowed)
+    if value is None and type(None) in allowed:
+        return None
+    if float in allowed and isinstance(value, int) and not isinstance(value, bool):
+        return float(value)
+    if bool not in allowed and isinstance(value, bool):
+        raise ConfigError(f"config key {key!r} expects {_type_name(allowed)}, got {value!r}")
+    if not isinstance(value, allowed):
+        raise ConfigError(f"config key {key!r} expects {_type_name(allowed)}, got {value!r}")
+    return value
+
+
+def _type_name(types_: tuple) -> str:
+    return " or ".join("null" if t is type(None) else t.__name__ for t in types_)
+
+
+def _apply(config: TrainConfig, updates: dict[str, Any], source: str) -> TrainConfig:
+    names = field_names()
+    for key, value in updates.items():
+        if key not in names:
+            close = difflib.get_close_matches(key, names, n=3)
+            hint = f" (did you mean {', '.join(close)}?)" if close else ""
+            raise ConfigError(f"unknown config key {key!r} in {source}{hint}; valid keys: {', '.join(names)}")
+        setattr(config, key, _check_type(key, value, None))
+    return config
+
+
+def parse_overrides(overrides: list[str]) -> dict[str, Any]:
+    """``["inner_lr=0.05", "hidden_sizes=[100,100]"]`` -> dict; values are parsed as YAML."""
+    parsed: dict[str, Any] = {}
+    for item in overrides:
+        if "=" not in item:
+            raise ConfigError(f"override {item!r} is not of the form key=value")
+        key, raw = item.split("=", 1)
+        parsed[key.strip()] = yaml.safe_load(raw) if raw.strip() else None
+    return parsed
+
+
+def load_config(
+    preset: str | Path | None = None, overrides: list[str] | dict[str, Any] | None = None
+) -> TrainConfig:
+    """Defaults, then the YAML `preset`, then `overrides`; validated."""
+    config = TrainConfig()
+    if preset is not None:
+        path = Path(preset)
+        if not path.is_file():
+            presets = sorted(p.name for p in Path("configs").glob("*.yaml"))
+            raise ConfigError(f"config file {str(path)!r} not found; presets in configs/: {presets}")
+        data = yaml.safe_load(path.read_text()) or {}
+        if not isinstance(data, dict):
+            raise ConfigError(f"{path} must hold a mapping of config keys, got {type(data).__name__}")
+        _apply(config, data, str(path))
+    if overrides:
+        updates = parse_overrides(overrides) if isinstance(overrides, list) else overrides
+        _apply(config, updates, "the overrides")
+    validate(config)
+    return config
+
+
+def config_from_dict(data: dict[str, Any]) -> TrainConfig:
+    """Rebuild a validated config from `TrainConfig.to_dict()` output (e.g. a checkpoint)."""
+    config = _apply(TrainConfig(), dict(data), "the saved config")
+    validate(config)
+    return config
+
+
+def validate(config: TrainConfig) -> None:
+    """Check values that types cannot: env id, agent, backend, positive sizes."""
+    import gymnasium as gym
+
+    from metarl.sampling import BACKENDS
+    from metarl.tasks import registered_families
+
+    families = registered_families()
+    if config.env_id not in gym.registry:
+        raise ConfigError(f"unknown env id {config.env_id!r}; task families: {', '.join(families)}")
+    if config.env_id not in families:
+        raise ConfigError(f"{config.env_id!r} is not a metarl task family; choose from {families}")
+    from agents import AGENTS
+
+    if config.agent not in AGENTS:
+        raise ConfigError(f"unknown agent {config.agent!r}; choose from {', '.join(sorted(AGENTS))}")
+    if config.sampler_backend not in BACKENDS:
+        raise ConfigError(f"unknown sampler_backend {config.sampler_backend!r}; choose from {list(BACKENDS)}")
+    for key in ("meta_iterations", "meta_batch_size", "episodes_per_task", "horizon"):
+        if getattr(config, key) < 1:
+            raise ConfigError(f"{key} must be >= 1, got {getattr(config, key)}")
+    for key in ("num_inner_steps", "eval_steps"):
+        if getattr(config, key) < 0:
+            raise ConfigError(f"{key} must be >= 0, got {getattr(config, key)}")
+    if config.num_workers is not None and config.num_workers < 1:
+        raise ConfigError(f"num_workers must be >= 1 or null, got {config.num_workers}")
+    if not config.eval_inner_lrs:
+        raise ConfigError("eval_inner_lrs needs at least one step size")
+
+
+def save_config(config: TrainConfig, path: Path) -> None:
+    path.write_text(yaml.safe_dump(config.to_dict(), sort_keys=False))

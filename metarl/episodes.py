@@ -1,0 +1,76 @@
+"""Episodes of a meta-batch as padded tensors.
+
+Layout ``[tasks, episodes, time, ...]``; steps after an episode ended are zero and
+``mask`` is 0 there. ``time`` has length ``horizon`` (the longest allowed episode).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from metarl.tasks import Task
+
+
+@dataclass
+class Episodes:
+    """A meta-batch of episodes.
+
+    observations: [tasks, episodes, time, obs_dim] float32 (observation before each action)
+    actions:      [tasks, episodes, time, act_dim] float32
+    rewards:      [tasks, episodes, time] float32
+    mask:         [tasks, episodes, time] float32, 1 on steps that happened
+    terminated:   [tasks, episodes] bool, the episode ended in a terminal state
+                  (as opposed to being cut at the horizon)
+    tasks:        one task dict per task row
+    """
+
+    observations: Tensor
+    actions: Tensor
+    rewards: Tensor
+    mask: Tensor
+    terminated: Tensor
+    tasks: list[Task]
+
+    @classmethod
+    def from_numpy(cls, arrays: dict[str, np.ndarray], tasks: list[Task]) -> Episodes:
+        return cls(
+            observations=torch.from_numpy(arrays["observations"]),
+            actions=torch.from_numpy(arrays["actions"]),
+            rewards=torch.from_numpy(arrays["rewards"]),
+            mask=torch.from_numpy(arrays["mask"]),
+            terminated=torch.from_numpy(arrays["terminated"]),
+            tasks=list(tasks),
+        )
+
+    @property
+    def num_tasks(self) -> int:
+        return self.rewards.shape[0]
+
+    @property
+    def episodes_per_task(self) -> int:
+        return self.rewards.shape[1]
+
+    @property
+    def horizon(self) -> int:
+        return self.rewards.shape[2]
+
+    @property
+    def lengths(self) -> Tensor:
+        """[tasks, episodes] number of steps of each episode."""
+        return self.mask.sum(-1).long()
+
+    @property
+    def env_steps(self) -> int:
+        return int(self.mask.sum().item())
+
+    def episode_returns(self) -> Tensor:
+        """[tasks, episodes] undiscounted return of each episode."""
+        return (self.rewards * self.mask).sum(-1)
+
+    def task_returns(self) -> Tensor:
+        """[tasks] mean undiscounted episode return per task."""
+        return self.episode_returns().mean(-1)

@@ -1,0 +1,78 @@
+"""Adaptation curves on held-out tasks: summary, table, JSON and plot.
+
+An agent supplies per-task returns after 0..K adaptation steps (MAML: gradient steps;
+RL2: episodes within a trial); this module summarises and reports them.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+
+def summarize(task_returns: np.ndarray, tasks: list[dict]) -> dict[str, Any]:
+    """task_returns: [steps, tasks] mean episode return per task after each step.
+
+    Returns ``{"steps": [{"step", "mean_return", "stderr", "task_returns"}], "tasks": [...]}``;
+    the standard error is over tasks.
+    """
+    steps = []
+    num_tasks = task_returns.shape[1]
+    for step, returns in enumerate(task_returns):
+        stderr = float(np.std(returns, ddof=1) / math.sqrt(num_tasks)) if num_tasks > 1 else 0.0
+        steps.append(
+            {
+                "step": step,
+                "mean_return": float(np.mean(returns)),
+                "stderr": stderr,
+                "task_returns": [float(r) for r in returns],
+            }
+        )
+    return {"steps": steps, "tasks": tasks}
+
+
+def format_table(summary: dict[str, Any], step_label: str = "gradient steps") -> str:
+    lines = [f"{step_label:>15} | {'mean return':>12} | {'std. error':>10}", "-" * 45]
+    for row in summary["steps"]:
+        lines.append(f"{row['step']:>15d} | {row['mean_return']:>12.2f} | {row['stderr']:>10.2f}")
+    return "\n".join(lines)
+
+
+def write_json(summary: dict[str, Any], path: Path) -> None:
+    Path(path).write_text(json.dumps(summary, indent=2))
+
+
+def plot_curve(
+    summary: dict[str, Any],
+    path: Path,
+    title: str,
+    reference: list[float] | None = None,
+    step_label: str = "gradient steps",
+) -> None:
+    """Mean return with a standard-error band against adaptation steps, as PNG."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    steps = [row["step"] for row in summary["steps"]]
+    means = np.array([row["mean_return"] for row in summary["steps"]])
+    errors = np.array([row["stderr"] for row in summary["steps"]])
+    figure, axes = plt.subplots(figsize=(5, 3.5))
+    axes.plot(steps, means, marker="o", label="metarl")
+    axes.fill_between(steps, means - errors, means + errors, alpha=0.25)
+    if reference is not None:
+        axes.plot(steps[: len(reference)], reference[: len(steps)], ls="--", marker="x", label="paper")
+    axes.set_xlabel(step_label)
+    axes.set_ylabel("mean return (held-out tasks)")
+    axes.set_xticks(steps)
+    axes.set_title(title, fontsize=9)
+    axes.legend()
+    axes.grid(alpha=0.3)
+    figure.tight_layout()
+    figure.savefig(path, dpi=120)
+    plt.close(figure)

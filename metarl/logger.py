@@ -1,0 +1,83 @@
+"""One record/dump API writing TensorBoard scalars, a CSV and the console.
+
+Scalars are plotted against environment steps. Metric names (stable, documented):
+
+- ``meta/return_pre_adapt``, ``meta/return_post_adapt``: mean undiscounted episode return
+  before and after the inner adaptation, over the meta-batch.
+- ``losses/surrogate_before``, ``losses/surrogate_after``, ``losses/kl``: outer objective.
+- ``losses/inner_loss``: mean inner (policy-gradient) loss on pre-adaptation episodes.
+- ``trpo/step_fraction``, ``trpo/backtracks``: the accepted line-search step.
+- ``charts/env_steps``, ``charts/env_steps_per_s``, ``charts/iteration``.
+- ``time/sample_s``, ``time/update_s``, ``time/iteration_s``: wall time, seconds.
+- ``eval/...``: evaluation results.
+"""
+
+from __future__ import annotations
+
+import csv
+from pathlib import Path
+from typing import Any
+
+from torch.utils.tensorboard import SummaryWriter
+
+
+class Logger:
+    """Writes each dumped record to TensorBoard (x = env steps) and `progress.csv`."""
+
+    def __init__(self, run_dir: Path, resume_iteration: int | None = None) -> None:
+        self.run_dir = Path(run_dir)
+        self.csv_path = self.run_dir / "progress.csv"
+        self._record: dict[str, float] = {}
+        self._fieldnames: list[str] | None = None
+        purge_step = None
+        if resume_iteration is not None:
+            purge_step = self._truncate_csv(resume_iteration)
+        self.writer = SummaryWriter(str(self.run_dir), purge_step=purge_step)
+
+    def _truncate_csv(self, iteration: int) -> int | None:
+        """Keep CSV rows up to `iteration`; return the env-step count to purge TensorBoard from."""
+        if not self.csv_path.exists():
+            return None
+        with self.csv_path.open(newline="") as handle:
+            rows = list(csv.DictReader(handle))
+        kept = [row for row in rows if int(float(row["charts/iteration"])) <= iteration]
+        if rows:
+            self._fieldnames = list(rows[0].keys())
+            with self.csv_path.open("w", newline="") as handle:
+                writer = csv.DictWriter(handle, fieldnames=self._fieldnames)
+                writer.writeheader()
+                writer.writerows(kept)
+        return int(float(kept[-1]["charts/env_steps"])) + 1 if kept else 0
+
+    def record(self, key: str, value: float) -> None:
+        self._record[key] = float(value)
+
+    def record_many(self, values: dict[str, float]) -> None:
+        for key, value in values.items():
+            self.record(key, value)
+
+    def dump(self, env_steps: int) -> dict[str, float]:
+        """Write the current record at x = `env_steps` and start a new one."""
+        record, self._record = self._record, {}
+        for key, value in record.items():
+            self.writer.add_scalar(key, value, global_step=env_steps)
+        self.writer.flush()
+        new_file = not self.csv_path.exists()
+        if self._fieldnames is None:
+            self._fieldnames = list(record.keys())
+        with self.csv_path.open("a", newline="") as handle:
+            writer = csv.DictWriter(handle, fieldnames=self._fieldnames, extrasaction="ignore")
+            if new_file:
+                writer.writeheader()
+            writer.writerow(record)
+        return record
+
+    def text(self, tag: str, markdown: str) -> None:
+        self.writer.add_text(tag, markdown)
+
+    def hyperparameters(self, config: dict[str, Any]) -> None:
+        rows = "\n".join(f"|{key}|{value}|" for key, value in config.items())
+        self.text("hyperparameters", f"|param|value|\n|-|-|\n{rows}")
+
+    def close(self) -> None:
+        self.writer.close()
