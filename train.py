@@ -22,7 +22,7 @@ from agents import build
 from metarl.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
 from metarl.config import ConfigError, TrainConfig, config_from_dict, load_config, save_config
 from metarl.logger import Logger
-from metarl.tasks import train_tasks
+from metarl.tasks import sample_train_tasks
 
 RESUMABLE_KEYS = {"meta_iterations", "checkpoint_every", "sampler_backend", "num_workers"}
 
@@ -70,7 +70,7 @@ def train(
     try:
         with sampler:
             for iteration in bar:
-                tasks = train_tasks(family, config.meta_batch_size, config.seed, iteration)
+                tasks = sample_train_tasks(family, config.meta_batch_size, config.seed, iteration)
                 metrics = agent.train_step(tasks, iteration)
                 env_steps += int(metrics["charts/iteration_env_steps"])
                 completed = iteration + 1

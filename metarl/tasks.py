@@ -11,8 +11,8 @@ JSON-able dict such as ``{"goal": [0.1, -0.3]}``. A family env
   sub-env its own task;
 - reports the task in ``info["task"]``.
 
-Train and held-out test tasks come from disjoint seeded streams (`train_tasks`,
-`test_tasks`).
+Train and held-out test tasks come from disjoint seeded streams (`sample_train_tasks`,
+`sample_test_tasks`).
 """
 
 from __future__ import annotations
@@ -84,11 +84,11 @@ def registered_families() -> list[str]:
     return sorted(env_id for env_id in gym.registry if env_id.startswith("metarl/"))
 
 
-def train_tasks(family: TaskFamily, n: int, seed: int, iteration: int) -> list[Task]:
+def sample_train_tasks(family: TaskFamily, n: int, seed: int, iteration: int) -> list[Task]:
     """The `n` training tasks of meta-iteration `iteration` of run `seed`."""
     return family.sample_tasks(n, seeding.generator(seed, seeding.TRAIN_TASKS, iteration))
 
 
-def test_tasks(family: TaskFamily, n: int, seed: int) -> list[Task]:
+def sample_test_tasks(family: TaskFamily, n: int, seed: int) -> list[Task]:
     """`n` held-out test tasks of run `seed`, from a stream disjoint from every train stream."""
     return family.sample_tasks(n, seeding.generator(seed, seeding.TEST_TASKS))

@@ -183,7 +183,8 @@ class Sampler:
         except (EOFError, ConnectionResetError, OSError) as err:
             raise self._worker_error(index, doing, f"its pipe broke ({err})") from err
         if status == "error":
-            raise self._worker_error(index, doing, f"it raised:\n{payload}")
+            cause = payload.strip().splitlines()[-1]
+            raise self._worker_error(index, doing, f"{cause}\nworker traceback:\n{payload}")
         return payload
 
     def _worker_error(self, index: int, doing: str, cause: str) -> SamplerError:

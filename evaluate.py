@@ -1,0 +1,82 @@
+"""Adapt a trained policy on held-out tasks and report the adaptation curve.
+
+    python evaluate.py runs/<run>                     # 40 test tasks, 0..3 gradient steps
+    python evaluate.py runs/<run> --tasks 100 --steps 5 --inner-lrs 0.1
+
+Prints a table (mean return and standard error over tasks after each step), and writes
+``evaluation.json`` (per step: mean, standard error, per-task returns) and
+``adaptation_curve.png`` into the run directory (or --out).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+from agents import build
+from metarl import evaluation
+from metarl.checkpoint import CheckpointError, load_checkpoint
+from metarl.config import ConfigError, config_from_dict
+from metarl.tasks import sample_test_tasks
+
+# The MAML paper's MAML row (mean return after 0..3 steps), see shared/reference/PAPER_NUMBERS.md.
+PAPER_MAML = {"metarl/Navigation2D-v0": [-40.41, -11.68, -3.33, -3.23]}
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("run", help="run directory (or a checkpoint file)")
+    parser.add_argument("--tasks", type=int, help="number of held-out tasks (default: config eval_tasks)")
+    parser.add_argument("--steps", type=int, help="adaptation steps (default: config eval_steps)")
+    parser.add_argument("--inner-lrs", help="comma-separated step sizes; the last repeats")
+    parser.add_argument("--backend", choices=["local", "processes"], help="sampler backend")
+    parser.add_argument("--out", help="directory for evaluation.json and the plot (default: the run)")
+    args = parser.parse_args(argv)
+    try:
+        state = load_checkpoint(Path(args.run))
+        config = config_from_dict(state["config"])
+    except (ConfigError, CheckpointError) as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    if args.backend:
+        config.sampler_backend = args.backend
+    num_tasks = args.tasks or config.eval_tasks
+    num_steps = config.eval_steps if args.steps is None else args.steps
+    inner_lrs = [float(x) for x in args.inner_lrs.split(",")] if args.inner_lrs else config.eval_inner_lrs
+    run_dir = Path(args.run) if Path(args.run).is_dir() else Path(args.run).parent.parent
+    out_dir = Path(args.out) if args.out else run_dir
+    out_dir.mkdir(parents=True, exist_ok=True)
+
+    start = time.perf_counter()
+    agent, family, sampler = build(config)
+    agent.load_state_dict(state["agent"])
+    tasks = sample_test_tasks(family, num_tasks, config.seed)
+    with sampler:
+        curve = agent.adaptation_curve(tasks, num_steps, inner_lrs, config.seed)
+    summary = evaluation.summarize(curve, tasks)
+    summary.update(
+        env_id=config.env_id,
+        agent=config.agent,
+        checkpoint_iteration=int(state["iteration"]),
+        episodes_per_task=config.episodes_per_task,
+        inner_lrs=inner_lrs,
+    )
+    title = f"{config.env_id} {config.agent} (iteration {state['iteration']}, {num_tasks} test tasks)"
+    print(title)
+    print(evaluation.format_table(summary))
+    reference = PAPER_MAML.get(config.env_id)
+    if reference is not None:
+        print(f"paper (MAML row): {reference}")
+    evaluation.write_json(summary, out_dir / "evaluation.json")
+    evaluation.plot_curve(summary, out_dir / "adaptation_curve.png", title, reference)
+    print(f"wrote {out_dir / 'evaluation.json'} and {out_dir / 'adaptation_curve.png'}")
+    print(f"evaluation took {time.perf_counter() - start:.1f} s")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

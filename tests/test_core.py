@@ -1,0 +1,108 @@
+"""Returns, GAE, baseline, conjugate gradient, TRPO step, functional policy."""
+
+import numpy as np
+import pytest
+import torch
+
+from metarl import baselines
+from metarl.optim import conjugate_gradient, trpo_step
+from metarl.policies import GaussianMLPPolicy, stack_params
+from metarl.returns import discounted_returns, gae, normalize_per_task
+
+
+def _padded(lengths, horizon=7, seed=0):
+    gen = torch.Generator().manual_seed(seed)
+    rewards = torch.randn(len(lengths), horizon, generator=gen)
+    mask = torch.zeros(len(lengths), horizon)
+    for i, n in enumerate(lengths):
+        mask[i, :n] = 1
+    return rewards * mask, mask
+
+
+def test_discounted_returns_match_a_direct_sum():
+    rewards, mask = _padded([7, 3, 1])
+    returns = discounted_returns(rewards, mask, 0.9)
+    for i, n in enumerate([7, 3, 1]):
+        for t in range(7):
+            expected = sum(0.9 ** (k - t) * rewards[i, k].item() for k in range(t, n)) if t < n else 0.0
+            assert returns[i, t].item() == pytest.approx(expected, abs=1e-5)
+
+
+def test_gae_matches_its_definition():
+    rewards, mask = _padded([7, 4])
+    values = torch.randn(2, 7) * mask
+    gamma, lam = 0.95, 0.8
+    advantages = gae(rewards, values, mask, gamma, lam)
+    for i, n in enumerate([7, 4]):
+        v = [values[i, t].item() for t in range(n)] + [0.0]
+        deltas = [rewards[i, t].item() + gamma * v[t + 1] - v[t] for t in range(n)]
+        for t in range(n):
+            expected = sum((gamma * lam) ** (k - t) * deltas[k] for k in range(t, n))
+            assert advantages[i, t].item() == pytest.approx(expected, abs=1e-5)
+        assert torch.all(advantages[i, n:] == 0)
+    # lambda = 1: advantages are returns minus values
+    one = gae(rewards, values, mask, gamma, 1.0)
+    assert torch.allclose(one, (discounted_returns(rewards, mask, gamma) - values) * mask, atol=1e-5)
+
+
+def test_normalize_per_task_standardises_valid_steps_only():
+    values = torch.randn(3, 4, 5) * 3 + 2
+    mask = (torch.rand(3, 4, 5) > 0.3).float()
+    normed = normalize_per_task(values, mask)
+    for task in range(3):
+        valid = normed[task][mask[task] > 0]
+        assert valid.mean().item() == pytest.approx(0.0, abs=1e-5)
+        assert valid.std(unbiased=False).item() == pytest.approx(1.0, abs=1e-4)
+    assert torch.all(normed[mask == 0] == 0)
+
+
+def test_linear_baseline_recovers_a_target_in_its_feature_span():
+    obs = torch.randn(2, 5, 10, 3)
+    mask = torch.ones(2, 5, 10)
+    mask[0, 1, 6:] = 0
+    feats = baselines.features(obs, mask)
+    true_coeffs = torch.randn(2, feats.shape[-1], dtype=torch.float64)
+    target = torch.einsum("tesf,tf->tes", feats, true_coeffs).float()
+    predicted = baselines.fit_predict(obs, mask, target, reg_coeff=1e-10)
+    assert torch.allclose(predicted, target * mask, atol=1e-3)
+
+
+def test_conjugate_gradient_solves_spd_system():
+    gen = torch.Generator().manual_seed(0)
+    a = torch.randn(8, 8, generator=gen, dtype=torch.float64)
+    spd = a @ a.T + 8 * torch.eye(8, dtype=torch.float64)
+    b = torch.randn(8, generator=gen, dtype=torch.float64)
+    x = conjugate_gradient(lambda v: spd @ v, b, iterations=20)
+    assert torch.allclose(spd @ x, b, atol=1e-8)
+
+
+def test_trpo_step_decreases_loss_within_the_kl_bound():
+    # Minimise a linear loss over a Gaussian mean; KL(old||new) = 0.5 |mu - mu_old|^2.
+    mu = torch.zeros(3, requires_grad=True)
+    direction = torch.tensor([1.0, -2.0, 0.5])
+
+    def loss_and_kl(differentiable):
+        loss = (mu * direction).sum()
+        kl = 0.5 * (mu**2).sum()
+        return loss, kl
+
+    result = trpo_step([mu], loss_and_kl, max_kl=0.01)
+    assert result.loss_after < result.loss_before
+    assert result.kl <= 0.01 + 1e-6
+    # the full step lands on the constraint along -direction
+    expected = -direction / direction.norm() * np.sqrt(2 * 0.01)
+    assert torch.allclose(mu.detach(), expected, atol=1e-4)
+
+
+def test_functional_policy_evaluates_each_task_with_its_own_parameters():
+    policy = GaussianMLPPolicy(3, 2, (8, 8), generator=torch.Generator().manual_seed(0))
+    stacked = {k: v.detach().clone() for k, v in stack_params(policy.params(), 4).items()}
+    for name in stacked:
+        stacked[name] += 0.1 * torch.randn_like(stacked[name])
+    obs = torch.randn(4, 5, 6, 3)
+    batched = policy.distribution(obs, stacked)
+    for task in range(4):
+        single = policy.distribution(obs[task : task + 1], {k: v[task : task + 1] for k, v in stacked.items()})
+        assert torch.allclose(batched.loc[task], single.loc[0], atol=1e-6)
+        assert torch.allclose(batched.scale[task], single.scale[0])
+    assert batched.loc.shape == (4, 5, 6, 2)

@@ -1,0 +1,104 @@
+"""Sampler backends: identical episodes, consistent padding, clean shutdown, clear failures."""
+
+import multiprocessing as mp
+import os
+import signal
+import time
+
+import numpy as np
+import pytest
+import torch
+
+from envs.navigation import Navigation2DEnv
+from metarl import seeding
+from metarl.policies import GaussianMLPPolicy, detach_params, stack_params
+from metarl.sampling import Sampler, SamplerError
+
+ENV_ID = "metarl/Navigation2D-v0"
+FIELDS = ("observations", "actions", "rewards", "mask", "terminated")
+
+
+def _setup(num_tasks=6):
+    tasks = Navigation2DEnv.sample_tasks(num_tasks, np.random.default_rng(0))
+    policy = GaussianMLPPolicy(2, 2, (16, 16), init_std=0.05, generator=torch.Generator().manual_seed(0))
+    params = {k: v.clone() for k, v in detach_params(stack_params(policy.params(), num_tasks)).items()}
+    params["w2"] += 0.3 * torch.randn(params["w2"].shape, generator=torch.Generator().manual_seed(1))
+    # Task 0: a near-deterministic policy stepping (0.05, 0) to a goal two steps away, so
+    # most of its episodes terminate early while the others run to the horizon.
+    tasks[0] = {"goal": [0.1, 0.0]}
+    params["w2"][0] = 0.0
+    params["b2"][0] = torch.tensor([0.05, 0.0])
+    params["log_std"][0] = -7.0
+    return tasks, policy, params
+
+
+def test_local_and_process_backends_return_identical_episodes():
+    tasks, policy, params = _setup()
+    stream = seeding.seed_sequence(7, seeding.SAMPLING, 0)
+    with Sampler(ENV_ID, {}, policy.spec(), 50, backend="local") as local:
+        expected = local.sample(tasks, params, 5, stream)
+        again = local.sample(tasks, params, 5, stream)
+    with Sampler(ENV_ID, {}, policy.spec(), 50, backend="processes", num_workers=2) as processes:
+        got = processes.sample(tasks, params, 5, stream)
+    for field in FIELDS:
+        assert torch.equal(getattr(expected, field), getattr(got, field)), field
+        assert torch.equal(getattr(expected, field), getattr(again, field)), field
+    assert expected.observations.shape == (6, 5, 50, 2)
+    assert expected.terminated.any() and not expected.terminated.all()
+
+
+def test_episodes_are_padded_consistently_and_follow_per_task_params():
+    tasks, policy, params = _setup()
+    with Sampler(ENV_ID, {}, policy.spec(), 50, backend="local") as sampler:
+        episodes = sampler.sample(tasks, params, 4, seeding.seed_sequence(0, 3))
+    lengths = episodes.lengths
+    for task in range(6):
+        for ep in range(4):
+            n = int(lengths[task, ep])
+            assert torch.all(episodes.mask[task, ep, :n] == 1) and torch.all(episodes.mask[task, ep, n:] == 0)
+            assert torch.all(episodes.rewards[task, ep, n:] == 0)
+            assert bool(episodes.terminated[task, ep]) == (n < 50)
+            goal = torch.tensor(tasks[task]["goal"])
+            # reward of step t is -distance of observation t+1 to the goal
+            positions = torch.cumsum(episodes.actions[task, ep, :n].clamp(-0.1, 0.1), 0)
+            assert torch.allclose(episodes.rewards[task, ep, :n], -(positions - goal).norm(dim=-1), atol=1e-5)
+    # actions follow each task's own mean: the per-task parameters differ, so do the actions
+    assert not torch.allclose(episodes.actions[0], episodes.actions[1])
+    assert episodes.env_steps == int(lengths.sum())
+
+
+def test_sampler_rejects_params_of_the_wrong_task_count():
+    tasks, policy, params = _setup()
+    with Sampler(ENV_ID, {}, policy.spec(), 10, backend="local") as sampler:
+        with pytest.raises(ValueError, match="task rows"):
+            sampler.sample(tasks[:3], params, 2, seeding.seed_sequence(0, 3))
+
+
+def test_close_leaves_no_process_behind():
+    tasks, policy, params = _setup()
+    sampler = Sampler(ENV_ID, {}, policy.spec(), 10, backend="processes", num_workers=2)
+    processes = list(sampler._processes)
+    sampler.sample(tasks, params, 2, seeding.seed_sequence(0, 3))
+    sampler.close()
+    sampler.close()  # idempotent
+    assert all(not p.is_alive() for p in processes)
+    assert not [c for c in mp.active_children() if c.name.startswith("metarl-sampler")]
+
+
+def test_a_killed_worker_gives_a_clear_error_not_a_hang():
+    tasks, policy, params = _setup()
+    with Sampler(ENV_ID, {}, policy.spec(), 10, backend="processes", num_workers=2) as sampler:
+        os.kill(sampler._processes[1].pid, signal.SIGKILL)
+        sampler._processes[1].join(5)
+        start = time.monotonic()
+        with pytest.raises(SamplerError, match=r"worker 1 .*(died|pipe)"):
+            sampler.sample(tasks, params, 2, seeding.seed_sequence(0, 3))
+        assert time.monotonic() - start < 10
+
+
+def test_an_env_error_in_a_worker_names_the_tasks_and_the_cause():
+    tasks, policy, params = _setup()
+    tasks[4] = {"goal": [1.0, 2.0, 3.0]}  # invalid: three coordinates
+    with Sampler(ENV_ID, {}, policy.spec(), 10, backend="processes", num_workers=2) as sampler:
+        with pytest.raises(SamplerError, match=r"worker 1 .*tasks .*: ValueError: .*2 coordinates"):
+            sampler.sample(tasks, params, 2, seeding.seed_sequence(0, 3))
