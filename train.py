@@ -20,7 +20,15 @@ from tqdm import tqdm
 
 from agents import build
 from metarl.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
-from metarl.config import ConfigError, TrainConfig, config_from_dict, load_config, save_config
+from metarl.config import (
+    ConfigError,
+    TrainConfig,
+    config_from_dict,
+    field_names,
+    load_config,
+    parse_overrides,
+    save_config,
+)
 from metarl.logger import Logger
 from metarl.tasks import sample_train_tasks
 
@@ -111,15 +119,14 @@ def main(argv: list[str] | None = None) -> int:
             if args.config:
                 raise ConfigError("--resume uses the run's own config; --config cannot be combined with it")
             state = load_checkpoint(Path(args.resume))
-            config = config_from_dict(state["config"])
-            overrides = load_config(None, args.overrides).to_dict() if args.overrides else {}
-            changed = {k for k, v in overrides.items() if v != getattr(config, k)}
+            saved = config_from_dict(state["config"])
+            config = config_from_dict({**saved.to_dict(), **parse_overrides(args.overrides)})
+            changed = {k for k in field_names() if getattr(config, k) != getattr(saved, k)}
             if changed - RESUMABLE_KEYS:
                 raise ConfigError(
                     f"cannot change {sorted(changed - RESUMABLE_KEYS)} when resuming; "
                     f"only {sorted(RESUMABLE_KEYS)}"
                 )
-            config = config_from_dict({**config.to_dict(), **{k: overrides[k] for k in changed}})
             run_dir = Path(args.resume)
         else:
             config = load_config(args.config, args.overrides)

@@ -50,7 +50,7 @@ class Logger:
         return int(float(kept[-1]["charts/env_steps"])) + 1 if kept else 0
 
     def record(self, key: str, value: float) -> None:
-        self._record[key] = float(value)
+        self._record[key] = value if isinstance(value, int) else float(value)
 
     def record_many(self, values: dict[str, float]) -> None:
         for key, value in values.items():

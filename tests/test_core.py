@@ -102,7 +102,9 @@ def test_functional_policy_evaluates_each_task_with_its_own_parameters():
     obs = torch.randn(4, 5, 6, 3)
     batched = policy.distribution(obs, stacked)
     for task in range(4):
-        single = policy.distribution(obs[task : task + 1], {k: v[task : task + 1] for k, v in stacked.items()})
+        single = policy.distribution(
+            obs[task : task + 1], {k: v[task : task + 1] for k, v in stacked.items()}
+        )
         assert torch.allclose(batched.loc[task], single.loc[0], atol=1e-6)
         assert torch.allclose(batched.scale[task], single.scale[0])
     assert batched.loc.shape == (4, 5, 6, 2)

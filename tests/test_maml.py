@@ -50,16 +50,26 @@ def test_batched_inner_step_equals_per_task_steps(agent):
     stacked = stack_params(agent.policy.params(), 3)
     batched = agent.adapt(stacked, episodes, advantages, 0.1, create_graph=False)
     for task in range(3):
-        one = Episodes(*(getattr(episodes, f)[task : task + 1] for f in
-                         ("observations", "actions", "rewards", "mask", "terminated")), tasks=[{}])
-        single = agent.adapt(stack_params(agent.policy.params(), 1), one, advantages[task : task + 1], 0.1, False)
+        one = Episodes(
+            *(
+                getattr(episodes, f)[task : task + 1]
+                for f in ("observations", "actions", "rewards", "mask", "terminated")
+            ),
+            tasks=[{}],
+        )
+        single = agent.adapt(
+            stack_params(agent.policy.params(), 1), one, advantages[task : task + 1], 0.1, False
+        )
         for name in batched:
             assert torch.allclose(batched[name][task], single[name][0], atol=1e-12)
 
 
 def test_second_order_meta_gradient_matches_finite_differences(agent):
     train_eps, valid_eps = _episodes(2, seed=1), _episodes(2, seed=2)
-    train_adv, valid_adv = torch.randn(2, 3, 5, dtype=torch.float64), torch.randn(2, 3, 5, dtype=torch.float64)
+    train_adv, valid_adv = (
+        torch.randn(2, 3, 5, dtype=torch.float64),
+        torch.randn(2, 3, 5, dtype=torch.float64),
+    )
     params = list(agent.policy.parameters())
 
     def objective(create_graph):
@@ -136,7 +146,10 @@ def test_same_seed_same_numbers_and_resume_equals_uninterrupted(tmp_path):
     assert _csv_rows(full / "progress.csv") == _csv_rows(part / "progress.csv")
     assert len(_csv_rows(part / "progress.csv")) == 4
     # a different seed gives different numbers
-    other = train(load_config(None, SMALL + ["meta_iterations=1", "seed=2", "hidden_sizes=[16,16]"]),
-                  tmp_path / "other", progress=False)
+    other = train(
+        load_config(None, SMALL + ["meta_iterations=1", "seed=2", "hidden_sizes=[16,16]"]),
+        tmp_path / "other",
+        progress=False,
+    )
     assert _csv_rows(other / "progress.csv")[0] != _csv_rows(full / "progress.csv")[0]
     assert np.isfinite(float(_csv_rows(full / "progress.csv")[-1]["meta/return_post_adapt"]))

@@ -79,7 +79,9 @@ def test_task_sampling_uses_only_the_given_generator():
 
 def test_train_and_test_streams_are_disjoint():
     family = Navigation2DEnv()
-    train = {tuple(t["goal"]) for it in range(50) for t in sample_train_tasks(family, 20, seed=1, iteration=it)}
+    train = {
+        tuple(t["goal"]) for it in range(50) for t in sample_train_tasks(family, 20, seed=1, iteration=it)
+    }
     test = {tuple(t["goal"]) for t in sample_test_tasks(family, 40, seed=1)}
     assert len(test) == 40 and not (train & test)
     assert sample_test_tasks(family, 40, seed=1) == sample_test_tasks(family, 40, seed=1)

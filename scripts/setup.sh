@@ -1,0 +1,25 @@
+#!/usr/bin/env bash
+# Set up (or refresh) a virtual environment in .venv with metarl, its dependencies and the
+# dev tools. Idempotent; safe to run before every command.
+#
+# torch: installed only when .venv has none. It is pinned to a version, not to a build:
+# where pip is configured with a local CPU wheel of that version (as on our CI machines)
+# pip takes it; elsewhere pip takes the registry's default build (CUDA on Linux). To use a
+# torch build of your own, install it into .venv first; this script then leaves it alone.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+PYTHON="${PYTHON:-python3}"
+TORCH_VERSION="${METARL_TORCH_VERSION:-2.13.0}"
+
+if [ ! -x .venv/bin/python ]; then
+  "$PYTHON" -m venv .venv
+fi
+if ! .venv/bin/python -c "import torch" >/dev/null 2>&1; then
+  echo "setup: installing torch==${TORCH_VERSION} into .venv"
+  .venv/bin/python -m pip install -q "torch==${TORCH_VERSION}" 2>&1 | grep -v "is ignored: it is neither a file nor a directory" || true
+  .venv/bin/python -c "import torch" || { echo "setup: torch failed to install" >&2; exit 1; }
+fi
+.venv/bin/python -m pip install -q -e ".[dev]" 2>&1 | grep -v "is ignored: it is neither a file nor a directory" || true
+.venv/bin/python -c "import metarl, envs, agents, gymnasium, mujoco, tensorboard" \
+  || { echo "setup: metarl failed to install" >&2; exit 1; }
+echo "setup: .venv ready ($(.venv/bin/python -c 'import torch; print("torch", torch.__version__)'))"

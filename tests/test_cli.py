@@ -1,0 +1,120 @@
+"""train.py and evaluate.py as subprocesses with tiny budgets, and their error messages."""
+
+import csv
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+ROOT = Path(__file__).resolve().parents[1]
+TINY = [
+    "meta_iterations=2",
+    "meta_batch_size=3",
+    "episodes_per_task=4",
+    "horizon=20",
+    "hidden_sizes=[8,8]",
+    "num_workers=2",
+    "eval_tasks=5",
+]
+
+
+def run(*args, check=True):
+    result = subprocess.run([sys.executable, *args], cwd=ROOT, capture_output=True, text=True, timeout=300)
+    if check and result.returncode != 0:
+        raise AssertionError(f"{args} failed ({result.returncode}):\n{result.stdout}\n{result.stderr}")
+    return result
+
+
+@pytest.fixture(scope="module")
+def run_dir(tmp_path_factory):
+    root = tmp_path_factory.mktemp("runs")
+    result = run("train.py", "--config", "configs/maml_trpo_navigation2d.yaml", *TINY, f"run_root={root}")
+    runs = list(root.iterdir())
+    assert len(runs) == 1 and runs[0].name.startswith("Navigation2D-v0__maml_trpo__1__")
+    assert "meta-iterations" in result.stderr  # the progress bar
+    return runs[0]
+
+
+def test_train_writes_config_events_csv_and_checkpoints(run_dir):
+    config = yaml.safe_load((run_dir / "config.yaml").read_text())
+    assert config["meta_batch_size"] == 3 and config["env_id"] == "metarl/Navigation2D-v0"
+    assert list(run_dir.glob("events.out.tfevents.*"))
+    with open(run_dir / "progress.csv", newline="") as handle:
+        rows = list(csv.DictReader(handle))
+    assert len(rows) == 2
+    for key in (
+        "meta/return_pre_adapt",
+        "meta/return_post_adapt",
+        "losses/kl",
+        "charts/env_steps",
+        "charts/env_steps_per_s",
+        "time/sample_s",
+        "time/update_s",
+    ):
+        assert key in rows[0]
+    assert int(rows[1]["charts/env_steps"]) == 2 * int(rows[0]["charts/env_steps"]) == 2 * 2 * 3 * 4 * 20
+    assert (run_dir / "checkpoints" / "iteration_000002.pt").exists()
+
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    events = EventAccumulator(str(run_dir))
+    events.Reload()
+    post = events.Scalars("meta/return_post_adapt")
+    assert [e.step for e in post] == [480, 960]
+
+
+def test_evaluate_reports_table_json_and_plot(run_dir):
+    result = run("evaluate.py", str(run_dir))
+    assert "gradient steps" in result.stdout and "mean return" in result.stdout
+    summary = json.loads((run_dir / "evaluation.json").read_text())
+    assert [row["step"] for row in summary["steps"]] == [0, 1, 2, 3]
+    for row in summary["steps"]:
+        assert len(row["task_returns"]) == 5
+        assert row["mean_return"] == pytest.approx(sum(row["task_returns"]) / 5)
+        assert row["stderr"] > 0
+    assert len(summary["tasks"]) == 5
+    png = (run_dir / "adaptation_curve.png").read_bytes()
+    assert png[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_resume_extends_a_run(run_dir, tmp_path):
+    result = run("train.py", "--resume", str(run_dir), "meta_iterations=3", "--no-progress")
+    assert "run directory" in result.stdout
+    with open(run_dir / "progress.csv", newline="") as handle:
+        assert [int(float(r["charts/iteration"])) for r in csv.DictReader(handle)] == [1, 2, 3]
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["inner_lrr=0.1"], "unknown config key 'inner_lrr'.*did you mean inner_lr.*valid keys: env_id"),
+        (["env_id=metarl/Nope-v0"], "unknown env id 'metarl/Nope-v0'; task families: metarl/Navigation2D-v0"),
+        (["agent=ppo9000"], "unknown agent 'ppo9000'; choose from maml_trpo"),
+        (["meta_batch_size=many"], "meta_batch_size' expects int, got 'many'"),
+        (["--config", "configs/none.yaml"], "config file 'configs/none.yaml' not found; presets"),
+        (["seed"], "not of the form key=value"),
+    ],
+)
+def test_bad_input_gives_a_clear_error(args, message):
+    import re
+
+    result = run("train.py", *args, check=False)
+    assert result.returncode == 2
+    assert re.search(message, result.stderr), result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_corrupt_checkpoint_gives_a_clear_error(tmp_path):
+    checkpoints = tmp_path / "run" / "checkpoints"
+    checkpoints.mkdir(parents=True)
+    (checkpoints / "iteration_000001.pt").write_bytes(b"not a checkpoint")
+    for script in ("evaluate.py", "train.py"):
+        args = [str(tmp_path / "run")] if script == "evaluate.py" else ["--resume", str(tmp_path / "run")]
+        result = run(script, *args, check=False)
+        assert result.returncode == 2
+        assert "is corrupt or not a metarl checkpoint" in result.stderr
+    result = run("evaluate.py", str(tmp_path / "missing"), check=False)
+    assert result.returncode == 2 and "missing does not exist" in result.stderr
