@@ -18,16 +18,19 @@ with its own parameters and one backward gives every task's inner gradient.
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 import torch
 from torch import Tensor
+from torch.distributions import Normal
 
 from metarl import baselines, seeding
 from metarl.config import TrainConfig
 from metarl.episodes import Episodes
-from metarl.optim import trpo_step
+from metarl.optim import flat_concat, hessian_vector_product, trpo_step, unflatten
 from metarl.policies import GaussianMLPPolicy, Params, detach_params, stack_params
 from metarl.returns import discounted_returns, gae, normalize_per_task
 from metarl.sampling import Sampler
@@ -37,6 +40,43 @@ from metarl.tasks import Task
 def masked_task_mean(values: Tensor, mask: Tensor) -> Tensor:
     """[tasks, episodes, time] -> [tasks]: mean over each task's valid steps."""
     return (values * mask).sum((1, 2)) / mask.sum((1, 2)).clamp(min=1)
+
+
+@dataclass
+class InnerStep:
+    """One inner adaptation step of a meta-iteration, kept for the outer step.
+
+    params: the parameters it started from, as leaves [tasks, ...]; gradients: the inner
+    loss gradient there (with its graph unless first order); loss: mean inner loss.
+    """
+
+    episodes: Episodes
+    advantages: Tensor
+    params: Params
+    gradients: list[Tensor]
+    loss: float
+
+    @classmethod
+    def build(cls, agent: MAMLTRPO, params: Params, episodes: Episodes, first_order: bool) -> InnerStep:
+        advantages = agent.advantages(episodes)
+        leaves = {name: value.detach().requires_grad_() for name, value in params.items()}
+        loss = agent.inner_loss(leaves, episodes, advantages)
+        gradients = torch.autograd.grad(loss.sum(), list(leaves.values()), create_graph=not first_order)
+        return cls(episodes, advantages, leaves, list(gradients), float(loss.detach().mean()))
+
+    def adapted(self, lr: float) -> Params:
+        """theta - lr * gradient, detached."""
+        return {
+            name: (value - lr * grad).detach()
+            for (name, value), grad in zip(self.params.items(), self.gradients)
+        }
+
+    def jacobian_product(self, vectors: list[Tensor], lr: float) -> list[Tensor]:
+        """(I - lr H) v per task, H the inner-loss Hessian (symmetric, so also J^T v)."""
+        if not any(g.requires_grad for g in self.gradients):  # first order: J = I
+            return vectors
+        products = hessian_vector_product(self.gradients, list(self.params.values()), vectors)
+        return [v - lr * hv for v, hv in zip(vectors, products)]
 
 
 class MAMLTRPO:
@@ -89,45 +129,36 @@ class MAMLTRPO:
         sample_time = 0.0
         start = time.perf_counter()
 
-        # 1-2. Sample, adapt, sample again, with the meta-parameters fixed.
+        # 1. Sample and adapt with the meta-parameters fixed. Each inner step keeps the graph
+        #    of its gradient (second order), for Hessian-vector products in the outer step.
         params = stack_params(detach_params(self.policy.params()), num_tasks)
-        train_episodes: list[Episodes] = []
-        train_advantages: list[Tensor] = []
-        inner_losses = []
+        inner_steps: list[InnerStep] = []
         for step in range(cfg.num_inner_steps):
             tick = time.perf_counter()
             episodes = self._sample(tasks, params, (seeding.SAMPLING, iteration, step))
             sample_time += time.perf_counter() - tick
-            advantages = self.advantages(episodes)
-            train_episodes.append(episodes)
-            train_advantages.append(advantages)
-            inner_losses.append(float(self.inner_loss(params, episodes, advantages).mean()))
-            params = detach_params(self.adapt(params, episodes, advantages, cfg.inner_lr, False))
+            inner_step = InnerStep.build(self, params, episodes, cfg.first_order)
+            inner_steps.append(inner_step)
+            params = inner_step.adapted(cfg.inner_lr)
+
+        # 2. Post-adaptation episodes.
         tick = time.perf_counter()
         valid = self._sample(tasks, params, (seeding.SAMPLING, iteration, cfg.num_inner_steps))
         sample_time += time.perf_counter() - tick
         valid_advantages = self.advantages(valid)
-        with torch.no_grad():
-            old_dist = self.policy.distribution(valid.observations, params)
-            old_log_probs = self.policy.log_prob(old_dist, valid.actions)
 
         # 3. Outer TRPO step on the meta-parameters.
-        def surrogate_and_kl(differentiable: bool) -> tuple[Tensor, Tensor]:
-            adapted = stack_params(self.policy.params(), num_tasks)
-            for episodes, advantages in zip(train_episodes, train_advantages):
-                create_graph = differentiable and not cfg.first_order
-                adapted = self.adapt(adapted, episodes, advantages, cfg.inner_lr, create_graph)
-            with torch.set_grad_enabled(differentiable):
-                dist = self.policy.distribution(valid.observations, adapted)
-                ratio = torch.exp(self.policy.log_prob(dist, valid.actions) - old_log_probs)
-                surrogate = -masked_task_mean(ratio * valid_advantages, valid.mask).mean()
-                kl = masked_task_mean(self.policy.kl(old_dist, dist), valid.mask).mean()
-            return surrogate, kl
-
         tick = time.perf_counter()
+        surrogate, meta_gradient, fisher_vector_product, evaluate = self.outer_terms(
+            inner_steps, valid, valid_advantages
+        )
+        meta_params = list(self.policy.parameters())
         result = trpo_step(
-            list(self.policy.parameters()),
-            surrogate_and_kl,
+            meta_params,
+            meta_gradient,
+            fisher_vector_product,
+            evaluate,
+            loss_before=surrogate,
             max_kl=cfg.max_kl,
             cg_iterations=cfg.cg_iterations,
             cg_damping=cfg.cg_damping,
@@ -136,13 +167,12 @@ class MAMLTRPO:
         )
         update_time = time.perf_counter() - tick
 
-        env_steps = sum(e.env_steps for e in train_episodes) + valid.env_steps
-        iteration_time = time.perf_counter() - start
-        pre_adapt = train_episodes[0] if train_episodes else valid
+        env_steps = sum(step.episodes.env_steps for step in inner_steps) + valid.env_steps
+        pre_adapt = inner_steps[0].episodes if inner_steps else valid
         return {
             "meta/return_pre_adapt": float(pre_adapt.episode_returns().mean()),
             "meta/return_post_adapt": float(valid.episode_returns().mean()),
-            "losses/inner_loss": float(np.mean(inner_losses)) if inner_losses else 0.0,
+            "losses/inner_loss": float(np.mean([s.loss for s in inner_steps])) if inner_steps else 0.0,
             "losses/surrogate_before": result.loss_before,
             "losses/surrogate_after": result.loss_after,
             "losses/kl": result.kl,
@@ -152,8 +182,73 @@ class MAMLTRPO:
             "charts/env_steps_per_s": env_steps / max(sample_time, 1e-9),
             "time/sample_s": sample_time,
             "time/update_s": update_time,
-            "time/iteration_s": iteration_time,
+            "time/iteration_s": time.perf_counter() - start,
         }
+
+    def outer_terms(
+        self, inner_steps: list[InnerStep], valid: Episodes, valid_advantages: Tensor
+    ) -> tuple[float, Tensor, Callable[[Tensor], Tensor], Callable[[], tuple[float, float]]]:
+        """What the TRPO step needs, at the current meta-parameters theta.
+
+        Returns (surrogate loss, flat meta-gradient, v -> KL-Hessian v, evaluate() -> (loss,
+        KL) at the parameters as they are when called). With phi the adapted parameters and
+        J = d phi / d theta = prod_k (I - inner_lr H_k) (H_k: Hessian of inner loss k; J = I
+        if first order), the meta-gradient is J^T grad_phi surrogate and the KL Hessian at
+        the sampling point is J^T F J, F the KL Hessian in phi (exact there, since the KL
+        gradient in phi vanishes). Only second derivatives are needed.
+        """
+        cfg = self.config
+        num_tasks = valid.num_tasks
+        meta_params = list(self.policy.parameters())
+        start_params = inner_steps[-1].adapted(cfg.inner_lr) if inner_steps else None
+        if start_params is None:
+            start_params = stack_params(detach_params(self.policy.params()), num_tasks)
+        adapted = {name: value.detach().requires_grad_() for name, value in start_params.items()}
+        adapted_list = list(adapted.values())
+        dist = self.policy.distribution(valid.observations, adapted)
+        old_dist = Normal(dist.loc.detach(), dist.scale.detach(), validate_args=False)
+        old_log_probs = self.policy.log_prob(old_dist, valid.actions)
+        surrogate, kl = self._surrogate_and_kl(dist, old_dist, old_log_probs, valid, valid_advantages)
+        surrogate_grad = torch.autograd.grad(surrogate, adapted_list, retain_graph=True)
+        kl_grad = torch.autograd.grad(kl, adapted_list, create_graph=True)
+
+        def through_adaptation(rows: list[Tensor], order: list[InnerStep]) -> list[Tensor]:
+            for inner_step in order:
+                rows = inner_step.jacobian_product(rows, cfg.inner_lr)
+            return rows
+
+        def to_meta(rows: list[Tensor]) -> Tensor:
+            # the parameters are shared by all tasks: the meta-gradient sums the task rows
+            return flat_concat([row.sum(0) for row in through_adaptation(rows, inner_steps[::-1])])
+
+        def fisher_vector_product(vector: Tensor) -> Tensor:
+            rows = [v.unsqueeze(0).expand(num_tasks, *v.shape) for v in unflatten(vector, meta_params)]
+            rows = through_adaptation(rows, inner_steps)
+            return to_meta(hessian_vector_product(list(kl_grad), adapted_list, rows))
+
+        def evaluate() -> tuple[float, float]:
+            params = stack_params(detach_params(self.policy.params()), num_tasks)
+            for inner_step in inner_steps:
+                params = detach_params(
+                    self.adapt(params, inner_step.episodes, inner_step.advantages, cfg.inner_lr, False)
+                )
+            with torch.no_grad():
+                new_dist = self.policy.distribution(valid.observations, params)
+                loss, kl_now = self._surrogate_and_kl(
+                    new_dist, old_dist, old_log_probs, valid, valid_advantages
+                )
+            return float(loss), float(kl_now)
+
+        return float(surrogate), to_meta(list(surrogate_grad)), fisher_vector_product, evaluate
+
+    def _surrogate_and_kl(
+        self, dist: Normal, old_dist: Normal, old_log_probs: Tensor, valid: Episodes, advantages: Tensor
+    ) -> tuple[Tensor, Tensor]:
+        """Importance-weighted surrogate loss and KL(old || new), each averaged over tasks."""
+        ratio = torch.exp(self.policy.log_prob(dist, valid.actions) - old_log_probs)
+        surrogate = -masked_task_mean(ratio * advantages, valid.mask).mean()
+        kl = masked_task_mean(self.policy.kl(old_dist, dist), valid.mask).mean()
+        return surrogate, kl
 
     # ---- evaluation -------------------------------------------------------------------
     def adaptation_curve(

@@ -44,7 +44,7 @@ class TrainConfig:
     gae_lambda: float = 1.0
     # policy
     hidden_sizes: list = field(default_factory=lambda: [64, 64])
-    activation: str = "tanh"
+    activation: str = "relu"
     init_std: float = 1.0
     # outer loop (TRPO)
     max_kl: float = 0.01

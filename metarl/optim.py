@@ -34,6 +34,45 @@ def conjugate_gradient(
     return x
 
 
+def hessian_vector_product(
+    gradients: list[Tensor], inputs: list[Tensor], vectors: list[Tensor]
+) -> list[Tensor]:
+    """d(gradients . vectors)/d(inputs) for gradients computed with create_graph=True.
+
+    Gradients that are constant (no graph) contribute nothing; unused inputs get zeros.
+    """
+    pairs = [(g, v) for g, v in zip(gradients, vectors) if g.requires_grad]
+    if not pairs:
+        return [torch.zeros_like(x) for x in inputs]
+    products = torch.autograd.grad(
+        [g for g, _ in pairs],
+        inputs,
+        grad_outputs=[v for _, v in pairs],
+        retain_graph=True,
+        allow_unused=True,
+    )
+    return [torch.zeros_like(x) if p is None else p for p, x in zip(products, inputs)]
+
+
+def autograd_fisher_vector_product(kl: Tensor, params: list[Tensor]) -> Callable[[Tensor], Tensor]:
+    """v -> (d^2 kl / d params^2) v by double backward; `kl` must carry a graph to `params`."""
+    kl_grad = list(torch.autograd.grad(kl, params, create_graph=True))
+
+    def product(vector: Tensor) -> Tensor:
+        return flat_concat(hessian_vector_product(kl_grad, params, unflatten(vector, params)))
+
+    return product
+
+
+def unflatten(vector: Tensor, like: list[Tensor]) -> list[Tensor]:
+    """Split a flat vector into tensors shaped like `like`."""
+    out, offset = [], 0
+    for tensor in like:
+        out.append(vector[offset : offset + tensor.numel()].view_as(tensor))
+        offset += tensor.numel()
+    return out
+
+
 @dataclass
 class TRPOResult:
     loss_before: float
@@ -45,7 +84,10 @@ class TRPOResult:
 
 def trpo_step(
     params: list[Tensor],
-    loss_and_kl: Callable[[bool], tuple[Tensor, Tensor]],
+    loss_gradient: Tensor,
+    fisher_vector_product: Callable[[Tensor], Tensor],
+    evaluate: Callable[[], tuple[float, float]],
+    loss_before: float,
     max_kl: float,
     cg_iterations: int = 10,
     cg_damping: float = 1e-5,
@@ -54,42 +96,32 @@ def trpo_step(
 ) -> TRPOResult:
     """One trust-region step on `params` (updated in place).
 
-    `loss_and_kl(differentiable)` returns the surrogate loss to minimise and the mean KL from
-    the sampling policy, both scalars; with differentiable=True they must carry a graph deep
-    enough for a Hessian-vector product of the KL. The step solves H x = -g by conjugate
-    gradient (H = KL Hessian + damping I), scales it to KL = max_kl, and backtracks until
-    the loss decreases and the KL stays within max_kl.
+    loss_gradient: flat gradient of the surrogate loss (to minimise) at the current params;
+    fisher_vector_product: v -> H v with H the Hessian of the mean KL from the sampling
+    policy; evaluate(): (loss, kl) at the params as they currently are. The step solves
+    (H + damping I) x = -g by conjugate gradient, scales x so that 0.5 x^T H x = max_kl, and
+    backtracks until the loss decreases and the KL stays within max_kl.
     """
-    loss, kl = loss_and_kl(True)
-    grad = flat_concat(list(torch.autograd.grad(loss, params, retain_graph=True)))
-    kl_grad = flat_concat(list(torch.autograd.grad(kl, params, create_graph=True)))
 
-    def fisher_vector_product(vector: Tensor) -> Tensor:
-        hvp = torch.autograd.grad(kl_grad @ vector, params, retain_graph=True)
-        return flat_concat(list(hvp)) + cg_damping * vector
+    def damped_product(vector: Tensor) -> Tensor:
+        return fisher_vector_product(vector) + cg_damping * vector
 
-    step_direction = conjugate_gradient(fisher_vector_product, -grad, cg_iterations)
-    shs = 0.5 * (step_direction @ fisher_vector_product(step_direction))
-    # Scale so that the quadratic model of the KL, 0.5 x^T H x, equals max_kl.
+    step_direction = conjugate_gradient(damped_product, -loss_gradient, cg_iterations)
+    shs = 0.5 * (step_direction @ damped_product(step_direction))
     full_step = step_direction * torch.sqrt(max_kl / shs.clamp(min=1e-12))
-    loss_before = float(loss.detach())
     old_values = [p.detach().clone() for p in params]
 
     def set_params(fraction: float) -> None:
-        offset = 0
         with torch.no_grad():
-            for param, old in zip(params, old_values):
-                size = param.numel()
-                param.copy_(old + fraction * full_step[offset : offset + size].view_as(param))
-                offset += size
+            for param, old, step in zip(params, old_values, unflatten(full_step, params)):
+                param.copy_(old + fraction * step)
 
     fraction = 1.0
     for backtrack in range(max_backtracks):
         set_params(fraction)
-        new_loss, new_kl = loss_and_kl(False)
-        new_loss_value, new_kl_value = float(new_loss.detach()), float(new_kl.detach())
-        if new_loss_value < loss_before and new_kl_value <= max_kl:
-            return TRPOResult(loss_before, new_loss_value, new_kl_value, fraction, backtrack)
+        loss, kl = evaluate()
+        if loss < loss_before and kl <= max_kl:
+            return TRPOResult(loss_before, loss, kl, fraction, backtrack)
         fraction *= backtrack_ratio
     set_params(0.0)
     return TRPOResult(loss_before, loss_before, 0.0, 0.0, max_backtracks)

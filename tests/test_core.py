@@ -5,7 +5,7 @@ import pytest
 import torch
 
 from metarl import baselines
-from metarl.optim import conjugate_gradient, trpo_step
+from metarl.optim import autograd_fisher_vector_product, conjugate_gradient, trpo_step
 from metarl.policies import GaussianMLPPolicy, stack_params
 from metarl.returns import discounted_returns, gae, normalize_per_task
 
@@ -81,12 +81,19 @@ def test_trpo_step_decreases_loss_within_the_kl_bound():
     mu = torch.zeros(3, requires_grad=True)
     direction = torch.tensor([1.0, -2.0, 0.5])
 
-    def loss_and_kl(differentiable):
-        loss = (mu * direction).sum()
-        kl = 0.5 * (mu**2).sum()
-        return loss, kl
+    def loss_and_kl():
+        return (mu * direction).sum(), 0.5 * (mu**2).sum()
 
-    result = trpo_step([mu], loss_and_kl, max_kl=0.01)
+    loss, kl = loss_and_kl()
+    gradient = torch.autograd.grad(loss, mu)[0]
+    fvp = autograd_fisher_vector_product(kl, [mu])
+    assert torch.allclose(fvp(torch.tensor([1.0, 2.0, 3.0])), torch.tensor([1.0, 2.0, 3.0]))
+
+    def evaluate():
+        with torch.no_grad():
+            return tuple(float(x) for x in loss_and_kl())
+
+    result = trpo_step([mu], gradient, fvp, evaluate, float(loss), max_kl=0.01)
     assert result.loss_after < result.loss_before
     assert result.kl <= 0.01 + 1e-6
     # the full step lands on the constraint along -direction

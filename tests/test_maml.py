@@ -37,7 +37,9 @@ def _episodes(num_tasks, dtype=torch.float64, seed=0):
 
 @pytest.fixture
 def agent():
-    config = load_config(None, SMALL + ["hidden_sizes=[4,4]"])
+    config = load_config(
+        None, SMALL + ["hidden_sizes=[4,4]", "activation=tanh"]
+    )  # smooth: finite differences
     agent, _, sampler = build(config)
     agent.policy.double()
     yield agent
@@ -153,3 +155,92 @@ def test_same_seed_same_numbers_and_resume_equals_uninterrupted(tmp_path):
     )
     assert _csv_rows(other / "progress.csv")[0] != _csv_rows(full / "progress.csv")[0]
     assert np.isfinite(float(_csv_rows(full / "progress.csv")[-1]["meta/return_post_adapt"]))
+
+
+def test_two_inner_steps_sample_three_batches_and_take_a_step():
+    config = load_config(
+        None,
+        SMALL
+        + [
+            "num_inner_steps=2",
+            "meta_batch_size=4",
+            "episodes_per_task=5",
+            "horizon=30",
+            "hidden_sizes=[16,16]",
+        ],
+    )
+    agent, family, sampler = build(config)
+    before = {k: v.detach().clone() for k, v in agent.policy.params().items()}
+    with sampler:
+        metrics = agent.train_step(family.sample_tasks(4, np.random.default_rng(0)), iteration=0)
+    # pre-adaptation, after one step, after two steps: 3 x 4 tasks x 5 episodes x <= 30 steps
+    assert 3 * 4 * 5 * 25 < metrics["charts/iteration_env_steps"] <= 3 * 4 * 5 * 30
+    assert metrics["trpo/step_fraction"] > 0 and 0 < metrics["losses/kl"] <= config.max_kl
+    assert metrics["losses/surrogate_after"] < metrics["losses/surrogate_before"]
+    assert any(not torch.equal(before[k], v) for k, v in agent.policy.params().items())
+
+
+def test_a_crash_mid_run_keeps_the_completed_iterations(tmp_path, monkeypatch):
+    from agents.maml import MAMLTRPO
+    from metarl.checkpoint import load_checkpoint
+
+    original = MAMLTRPO.train_step
+
+    def crash_on_third(self, tasks, iteration):
+        if iteration == 2:
+            raise RuntimeError("simulated crash")
+        return original(self, tasks, iteration)
+
+    monkeypatch.setattr(MAMLTRPO, "train_step", crash_on_third)
+    config = load_config(
+        None,
+        SMALL
+        + [
+            "meta_iterations=5",
+            "checkpoint_every=10",
+            "meta_batch_size=2",
+            "episodes_per_task=2",
+            "horizon=10",
+        ],
+    )
+    with pytest.raises(RuntimeError, match="simulated crash"):
+        train(config, tmp_path / "run", progress=False)
+    state = load_checkpoint(tmp_path / "run")
+    assert state["iteration"] == 2
+    assert len(_csv_rows(tmp_path / "run" / "progress.csv")) == 2
+
+
+@pytest.mark.parametrize("first_order", [False, True])
+def test_outer_step_terms_equal_autograd_through_the_adaptation(agent, first_order):
+    """The meta-gradient J^T g and the KL Hessian J^T F J equal plain (third-order) autograd."""
+    from agents.maml import InnerStep
+    from metarl.optim import autograd_fisher_vector_product, flat_concat
+
+    agent.config.first_order, agent.config.num_inner_steps, agent.config.inner_lr = first_order, 2, 0.5
+    theta = list(agent.policy.parameters())
+    inner_steps, params = [], stack_params({k: v.detach() for k, v in agent.policy.params().items()}, 2)
+    for seed in (1, 2):
+        inner_steps.append(InnerStep.build(agent, params, _episodes(2, seed=seed), first_order))
+        params = inner_steps[-1].adapted(0.5)
+    valid, valid_adv = _episodes(2, seed=3), torch.randn(2, 3, 5, dtype=torch.float64)
+    surrogate, gradient, fvp, evaluate = agent.outer_terms(inner_steps, valid, valid_adv)
+
+    adapted = stack_params(agent.policy.params(), 2)
+    for step in inner_steps:
+        adapted = agent.adapt(adapted, step.episodes, step.advantages, 0.5, create_graph=not first_order)
+    dist = agent.policy.distribution(valid.observations, adapted)
+    old = torch.distributions.Normal(dist.loc.detach(), dist.scale.detach())
+    old_log_probs = agent.policy.log_prob(old, valid.actions)
+    ref_surrogate, ref_kl = agent._surrogate_and_kl(dist, old, old_log_probs, valid, valid_adv)
+    ref_gradient = flat_concat(list(torch.autograd.grad(ref_surrogate, theta, retain_graph=True)))
+    ref_fvp = autograd_fisher_vector_product(ref_kl, theta)
+
+    assert surrogate == pytest.approx(float(ref_surrogate), abs=1e-12)
+    assert torch.allclose(gradient, ref_gradient, atol=1e-10)
+    for seed in range(3):
+        vector = torch.randn(
+            gradient.shape, generator=torch.Generator().manual_seed(seed), dtype=torch.float64
+        )
+        assert torch.allclose(fvp(vector), ref_fvp(vector), atol=1e-9), seed
+    loss, kl = evaluate()
+    assert loss == pytest.approx(surrogate, abs=1e-12) and kl == pytest.approx(0.0, abs=1e-12)
