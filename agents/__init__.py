@@ -33,6 +33,7 @@ def build(config: TrainConfig) -> tuple[MAMLTRPO, TaskFamily, Sampler]:
         config.horizon,
         backend=config.sampler_backend,
         num_workers=config.num_workers,
+        rescale_actions=config.rescale_actions,
     )
     return AGENTS[config.agent](config, policy, sampler), family, sampler
 

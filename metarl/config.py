@@ -53,6 +53,7 @@ class TrainConfig:
     line_search_backtrack_ratio: float = 0.5
     line_search_max_backtracks: int = 15
     # sampling
+    rescale_actions: bool = True  # policy acts in [-1, 1], mapped onto the env's bounds (rllab)
     sampler_backend: str = "processes"
     num_workers: int | None = None  # None: one per core  # noqa: UP007
     # runs, checkpoints, evaluation
@@ -70,7 +71,7 @@ def field_names() -> list[str]:
     return [f.name for f in dataclasses.fields(TrainConfig)]
 
 
-def _check_type(key: str, value: Any, annotation: Any) -> Any:
+def _check_type(key: str, value: Any) -> Any:
     """Coerce ints to floats where a float is expected; raise ConfigError on a mismatch."""
     hints = typing.get_type_hints(TrainConfig)
     expected = hints[key]
@@ -99,7 +100,7 @@ def _apply(config: TrainConfig, updates: dict[str, Any], source: str) -> TrainCo
             close = difflib.get_close_matches(key, names, n=3)
             hint = f" (did you mean {', '.join(close)}?)" if close else ""
             raise ConfigError(f"unknown config key {key!r} in {source}{hint}; valid keys: {', '.join(names)}")
-        setattr(config, key, _check_type(key, value, None))
+        setattr(config, key, _check_type(key, value))
     return config
 
 

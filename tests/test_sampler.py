@@ -23,11 +23,12 @@ def _setup(num_tasks=6):
     policy = GaussianMLPPolicy(2, 2, (16, 16), init_std=0.05, generator=torch.Generator().manual_seed(0))
     params = {k: v.clone() for k, v in detach_params(stack_params(policy.params(), num_tasks)).items()}
     params["w2"] += 0.3 * torch.randn(params["w2"].shape, generator=torch.Generator().manual_seed(1))
-    # Task 0: a near-deterministic policy stepping (0.05, 0) to a goal two steps away, so
+    # Task 0: a near-deterministic policy stepping (0.05, 0) (policy action 0.5, rescaled from
+    # [-1, 1] onto the bounds [-0.1, 0.1]) to a goal two steps away, so
     # most of its episodes terminate early while the others run to the horizon.
     tasks[0] = {"goal": [0.1, 0.0]}
     params["w2"][0] = 0.0
-    params["b2"][0] = torch.tensor([0.05, 0.0])
+    params["b2"][0] = torch.tensor([0.5, 0.0])
     params["log_std"][0] = -7.0
     return tasks, policy, params
 
@@ -60,7 +61,7 @@ def test_episodes_are_padded_consistently_and_follow_per_task_params():
             assert bool(episodes.terminated[task, ep]) == (n < 50)
             goal = torch.tensor(tasks[task]["goal"])
             # reward of step t is -distance of observation t+1 to the goal
-            positions = torch.cumsum(episodes.actions[task, ep, :n].clamp(-0.1, 0.1), 0)
+            positions = torch.cumsum((0.1 * episodes.actions[task, ep, :n]).clamp(-0.1, 0.1), 0)
             assert torch.allclose(episodes.rewards[task, ep, :n], -(positions - goal).norm(dim=-1), atol=1e-5)
     # actions follow each task's own mean: the per-task parameters differ, so do the actions
     assert not torch.allclose(episodes.actions[0], episodes.actions[1])
@@ -102,3 +103,14 @@ def test_an_env_error_in_a_worker_names_the_tasks_and_the_cause():
     with Sampler(ENV_ID, {}, policy.spec(), 10, backend="processes", num_workers=2) as sampler:
         with pytest.raises(SamplerError, match=r"worker 1 .*tasks .*: ValueError: .*2 coordinates"):
             sampler.sample(tasks, params, 2, seeding.seed_sequence(0, 3))
+
+
+def test_policy_actions_are_rescaled_onto_the_action_bounds():
+    import gymnasium as gym
+
+    from metarl.sampling.worker import to_env_actions
+
+    space = gym.spaces.Box(np.array([-0.1, 0.0, -np.inf]), np.array([0.1, 4.0, np.inf]), dtype=np.float32)
+    actions = np.array([[-1.0, -1.0, 5.0], [0.0, 0.0, -3.0], [1.0, 1.0, 0.0], [3.0, -2.0, 1.0]])
+    expected = np.array([[-0.1, 0.0, 5.0], [0.0, 2.0, -3.0], [0.1, 4.0, 0.0], [0.1, 0.0, 1.0]], np.float32)
+    assert np.allclose(to_env_actions(actions, space), expected)

@@ -62,7 +62,9 @@ class Sampler:
     """Collects `episodes_per_task` episodes for each task with per-task parameters.
 
     env_id/env_kwargs: the task family; policy_spec: `GaussianMLPPolicy.spec()`;
-    horizon: maximum episode length in steps; num_workers: processes (None = one per core).
+    horizon: maximum episode length in steps; num_workers: processes (None = one per core);
+    rescale_actions: policy actions in [-1, 1] map onto the env's action bounds
+    (`to_env_actions`); off, they go to the env as they are.
     """
 
     def __init__(
@@ -75,15 +77,17 @@ class Sampler:
         num_workers: int | None = None,
         start_method: str = "spawn",
         timeout_s: float = 600.0,
+        rescale_actions: bool = True,
     ) -> None:
         if backend not in BACKENDS:
             raise ValueError(f"unknown sampler backend {backend!r}; choose from {list(BACKENDS)}")
         self.backend = backend
         self.timeout_s = timeout_s
-        worker_args = (env_id, dict(env_kwargs), dict(policy_spec), int(horizon))
+        worker_args = (env_id, dict(env_kwargs), dict(policy_spec), int(horizon), rescale_actions)
         self._local: RolloutWorker | None = None
         self._processes: list[Any] = []
         self._conns: list[Any] = []
+        self._pending_tasks: dict[int, list[Task]] = {}  # worker index -> tasks it is sampling
         if backend == "local":
             self._local = RolloutWorker(*worker_args)
             self.num_workers = 1
@@ -153,7 +157,7 @@ class Sampler:
         seeds: np.ndarray,
     ) -> dict[str, np.ndarray]:
         chunks = [c for c in np.array_split(np.arange(len(slot_task)), self.num_workers) if len(c)]
-        self._pending_tasks: dict[int, list[Task]] = {}
+        self._pending_tasks = {}
         for index, chunk in enumerate(chunks):
             chunk_tasks = np.unique(slot_task[chunk])
             local_index = np.searchsorted(chunk_tasks, slot_task[chunk])
@@ -188,7 +192,7 @@ class Sampler:
         return payload
 
     def _worker_error(self, index: int, doing: str, cause: str) -> SamplerError:
-        tasks = getattr(self, "_pending_tasks", {}).get(index)
+        tasks = self._pending_tasks.get(index)
         where = f" on tasks {tasks}" if tasks and doing == "sampling" else ""
         return SamplerError(f"sampler worker {index} failed while {doing}{where}: {cause}")
 

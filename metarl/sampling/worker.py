@@ -28,13 +28,32 @@ def make_vector_env(env_id: str, env_kwargs: dict[str, Any], num_envs: int) -> g
     return gym.make_vec(env_id, num_envs=num_envs, vectorization_mode=mode, **env_kwargs)
 
 
+def to_env_actions(actions: np.ndarray, space: gym.spaces.Box) -> np.ndarray:
+    """Map policy actions in [-1, 1] affinely onto the Box bounds, then clip to them.
+
+    actions: [slots, *action_shape]. This is rllab's ``normalize`` convention (used by the
+    MAML paper's code): a unit-scale Gaussian policy explores the whole action range
+    whatever its units. Unbounded dimensions pass through unchanged.
+    """
+    low, high = space.low.astype(np.float64), space.high.astype(np.float64)
+    bounded = np.isfinite(low) & np.isfinite(high)
+    scaled = np.where(bounded, low + (actions + 1.0) * 0.5 * (high - low), actions)
+    return np.clip(scaled, low, high).astype(space.dtype)
+
+
 class RolloutWorker:
     """Runs episodes for a share of slots. Constructed once per worker, reused every call."""
 
     def __init__(
-        self, env_id: str, env_kwargs: dict[str, Any], policy_spec: dict[str, Any], horizon: int
+        self,
+        env_id: str,
+        env_kwargs: dict[str, Any],
+        policy_spec: dict[str, Any],
+        horizon: int,
+        rescale_actions: bool = True,
     ) -> None:
         self.env_id, self.env_kwargs, self.horizon = env_id, dict(env_kwargs), horizon
+        self.rescale_actions = rescale_actions
         self.policy = GaussianMLPPolicy(**policy_spec)
         self._envs: dict[int, gym.vector.VectorEnv] = {}
 
@@ -88,7 +107,10 @@ class RolloutWorker:
             observations[active, t] = obs[active]
             actions[active, t] = action[active]
             mask[active, t] = 1.0
-            obs, reward, term, trunc, _ = env.step(action)
+            if self.rescale_actions:
+                obs, reward, term, trunc, _ = env.step(to_env_actions(action, env.single_action_space))
+            else:
+                obs, reward, term, trunc, _ = env.step(action)
             rewards[active, t] = np.asarray(reward, np.float32)[active]
             term = np.asarray(term, bool)
             terminated |= active & term
