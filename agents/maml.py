@@ -7,9 +7,12 @@ One meta-iteration (`MAMLTRPO.train_step`), batched over the tasks of the meta-b
    policy-gradient step: theta_{k+1} = theta_k - inner_lr * grad L_inner(theta_k).
 2. Sample the post-adaptation ("validation") episodes with theta_K.
 3. Outer step: TRPO on the mean over tasks of the importance-weighted surrogate of the
-   validation episodes, where theta_K is recomputed as a differentiable function of the
-   meta-parameters theta_0 (second order unless ``first_order``), constrained by the mean
-   KL from the policies that sampled them.
+   validation episodes as a function of the meta-parameters theta_0 through the adaptation
+   (second order unless ``first_order``), constrained by the mean KL from the policies that
+   sampled them. Gradients and KL-Hessian products are chained through the adaptation's
+   Jacobian with inner-loss Hessian-vector products (`MAMLTRPO.outer_terms`), which equals
+   differentiating through the unrolled adaptation (a test checks it) without third
+   derivatives.
 
 Parameters are stacked over tasks ([tasks, ...]); one batched forward evaluates every task
 with its own parameters and one backward gives every task's inner gradient.
@@ -200,10 +203,11 @@ class MAMLTRPO:
         cfg = self.config
         num_tasks = valid.num_tasks
         meta_params = list(self.policy.parameters())
-        start_params = inner_steps[-1].adapted(cfg.inner_lr) if inner_steps else None
-        if start_params is None:
-            start_params = stack_params(detach_params(self.policy.params()), num_tasks)
-        adapted = {name: value.detach().requires_grad_() for name, value in start_params.items()}
+        if inner_steps:
+            adapted_params = inner_steps[-1].adapted(cfg.inner_lr)
+        else:
+            adapted_params = stack_params(detach_params(self.policy.params()), num_tasks)
+        adapted = {name: value.detach().requires_grad_() for name, value in adapted_params.items()}
         adapted_list = list(adapted.values())
         dist = self.policy.distribution(valid.observations, adapted)
         old_dist = Normal(dist.loc.detach(), dist.scale.detach(), validate_args=False)
@@ -239,7 +243,7 @@ class MAMLTRPO:
                 )
             return float(loss), float(kl_now)
 
-        return float(surrogate), to_meta(list(surrogate_grad)), fisher_vector_product, evaluate
+        return float(surrogate.detach()), to_meta(list(surrogate_grad)), fisher_vector_product, evaluate
 
     def _surrogate_and_kl(
         self, dist: Normal, old_dist: Normal, old_log_probs: Tensor, valid: Episodes, advantages: Tensor

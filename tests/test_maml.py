@@ -113,7 +113,7 @@ def test_short_meta_training_improves_adaptation(tmp_path):
     before, after = before.mean(1), after.mean(1)
     # adaptation helps, and meta-training made the adapted policy clearly better
     assert after[1] > after[0] + 5.0, (before, after)
-    assert after[1] > before[1] + 15.0, (before, after)
+    assert after[1] > before[1] + 20.0, (before, after)
 
 
 def _csv_rows(path):
