@@ -31,7 +31,7 @@ class TrainConfig:
     env_kwargs: dict = field(default_factory=dict)
     agent: str = "maml_trpo"
     seed: int = 1
-    meta_iterations: int = 100
+    meta_iterations: int = 80
     # meta-batch
     meta_batch_size: int = 20  # tasks per meta-iteration
     episodes_per_task: int = 20  # episodes per task per adaptation step
@@ -50,7 +50,7 @@ class TrainConfig:
     max_kl: float = 0.01
     cg_iterations: int = 10
     cg_damping: float = 1e-5
-    line_search_backtrack_ratio: float = 0.5
+    line_search_backtrack_ratio: float = 0.8  # rllab's ConjugateGradientOptimizer
     line_search_max_backtracks: int = 15
     # sampling
     rescale_actions: bool = True  # policy acts in [-1, 1], mapped onto the env's bounds (rllab)
