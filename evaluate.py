@@ -4,8 +4,9 @@
     python evaluate.py runs/<run> --tasks 100 --steps 5 --inner-lrs 0.1
 
 Prints a table (mean return and standard error over tasks after each step), and writes
-``evaluation.json`` (per step: mean, standard error, per-task returns) and
-``adaptation_curve.png`` into the run directory (or --out).
+``evaluation.json`` (per step: mean, standard error, per-task returns),
+``adaptation_curve.png`` and ``training_curve.png`` (pre/post-adaptation return against
+environment steps) into the run directory (or --out).
 """
 
 from __future__ import annotations
@@ -73,7 +74,12 @@ def main(argv: list[str] | None = None) -> int:
         print(f"paper (MAML row): {reference}")
     evaluation.write_json(summary, out_dir / "evaluation.json")
     evaluation.plot_curve(summary, out_dir / "adaptation_curve.png", title, reference)
-    print(f"wrote {out_dir / 'evaluation.json'} and {out_dir / 'adaptation_curve.png'}")
+    written = [out_dir / "evaluation.json", out_dir / "adaptation_curve.png"]
+    if (run_dir / "progress.csv").exists():
+        training_title = f"{config.env_id} {config.agent} (seed {config.seed}): training"
+        evaluation.plot_training(run_dir / "progress.csv", out_dir / "training_curve.png", training_title)
+        written.append(out_dir / "training_curve.png")
+    print("wrote " + ", ".join(str(p) for p in written))
     print(f"evaluation took {time.perf_counter() - start:.1f} s")
     return 0
 

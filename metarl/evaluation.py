@@ -66,10 +66,38 @@ def plot_curve(
     axes.plot(steps, means, marker="o", label="metarl")
     axes.fill_between(steps, means - errors, means + errors, alpha=0.25)
     if reference is not None:
-        axes.plot(steps[: len(reference)], reference[: len(steps)], ls="--", marker="x", label="paper")
+        axes.plot(steps[: len(reference)], reference[: len(steps)], ls="--", marker="x", label="paper (MAML)")
     axes.set_xlabel(step_label)
     axes.set_ylabel("mean return (held-out tasks)")
     axes.set_xticks(steps)
+    axes.set_title(title, fontsize=9)
+    axes.legend()
+    axes.grid(alpha=0.3)
+    figure.tight_layout()
+    figure.savefig(path, dpi=120)
+    plt.close(figure)
+
+
+def plot_training(progress_csv: Path, path: Path, title: str) -> None:
+    """Pre- and post-adaptation return against environment steps (from progress.csv), as PNG."""
+    import csv
+
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    with open(progress_csv, newline="") as handle:
+        rows = list(csv.DictReader(handle))
+    steps = [float(row["charts/env_steps"]) for row in rows]
+    figure, axes = plt.subplots(figsize=(5, 3.5))
+    for key, label in (
+        ("meta/return_pre_adapt", "before adaptation"),
+        ("meta/return_post_adapt", "after 1 step"),
+    ):
+        axes.plot(steps, [float(row[key]) for row in rows], label=label)
+    axes.set_xlabel("environment steps")
+    axes.set_ylabel("mean return (training tasks)")
     axes.set_title(title, fontsize=9)
     axes.legend()
     axes.grid(alpha=0.3)

@@ -76,8 +76,8 @@ def test_evaluate_reports_table_json_and_plot(run_dir):
         assert row["mean_return"] == pytest.approx(sum(row["task_returns"]) / 5)
         assert row["stderr"] > 0
     assert len(summary["tasks"]) == 5
-    png = (run_dir / "adaptation_curve.png").read_bytes()
-    assert png[:8] == b"\x89PNG\r\n\x1a\n"
+    for name in ("adaptation_curve.png", "training_curve.png"):
+        assert (run_dir / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
 def test_resume_extends_a_run(run_dir, tmp_path):
