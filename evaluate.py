@@ -34,6 +34,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--tasks", type=int, help="number of held-out tasks (default: config eval_tasks)")
     parser.add_argument("--steps", type=int, help="adaptation steps (default: config eval_steps)")
     parser.add_argument("--inner-lrs", help="comma-separated step sizes; the last repeats")
+    parser.add_argument(
+        "--task-seed",
+        type=int,
+        help="draw the held-out tasks of this seed (default: the run's), "
+        "to compare runs of different seeds on the same tasks",
+    )
     parser.add_argument("--backend", choices=["local", "processes"], help="sampler backend")
     parser.add_argument("--out", help="directory for evaluation.json and the plot (default: the run)")
     args = parser.parse_args(argv)
@@ -55,7 +61,8 @@ def main(argv: list[str] | None = None) -> int:
     start = time.perf_counter()
     agent, family, sampler = build(config)
     agent.load_state_dict(state["agent"])
-    tasks = sample_test_tasks(family, num_tasks, config.seed)
+    task_seed = config.seed if args.task_seed is None else args.task_seed
+    tasks = sample_test_tasks(family, num_tasks, task_seed)
     with sampler:
         curve = agent.adaptation_curve(tasks, num_steps, inner_lrs, config.seed)
     summary = evaluation.summarize(curve, tasks)
@@ -65,6 +72,7 @@ def main(argv: list[str] | None = None) -> int:
         checkpoint_iteration=int(state["iteration"]),
         episodes_per_task=config.episodes_per_task,
         inner_lrs=inner_lrs,
+        task_seed=task_seed,
     )
     title = f"{config.env_id} {config.agent} (iteration {state['iteration']}, {num_tasks} test tasks)"
     print(title)
