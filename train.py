@@ -137,7 +137,15 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     print(f"run directory: {run_dir}")
     start = time.perf_counter()
-    train(config, run_dir, state, progress=not args.no_progress)
+    try:
+        train(config, run_dir, state, progress=not args.no_progress)
+    except KeyboardInterrupt:
+        print(
+            f"\ninterrupted; the last completed iteration is saved. Resume with: "
+            f"python train.py --resume {run_dir}",
+            file=sys.stderr,
+        )
+        return 130
     print(f"done in {time.perf_counter() - start:.1f} s; evaluate with: python evaluate.py {run_dir}")
     print(f"watch with: tensorboard --logdir {run_dir.parent}")
     return 0

@@ -118,3 +118,25 @@ def test_corrupt_checkpoint_gives_a_clear_error(tmp_path):
         assert "is corrupt or not a metarl checkpoint" in result.stderr
     result = run("evaluate.py", str(tmp_path / "missing"), check=False)
     assert result.returncode == 2 and "missing does not exist" in result.stderr
+
+
+def test_ctrl_c_saves_progress_and_tells_how_to_resume(tmp_path):
+    import signal
+    import time
+
+    process = subprocess.Popen(
+        [sys.executable, "train.py", *TINY[1:], "meta_iterations=1000", "--run-dir", str(tmp_path / "run"),
+         "--no-progress"],
+        cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )
+    progress = tmp_path / "run" / "progress.csv"
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and (not progress.exists() or len(progress.read_text().splitlines()) < 3):
+        time.sleep(0.2)
+    process.send_signal(signal.SIGINT)
+    _, stderr = process.communicate(timeout=60)
+    assert process.returncode == 130, stderr
+    assert f"python train.py --resume {tmp_path / 'run'}" in stderr and "Traceback" not in stderr
+    from metarl.checkpoint import load_checkpoint
+
+    assert load_checkpoint(tmp_path / "run")["iteration"] >= 2

@@ -93,7 +93,7 @@ def test_trpo_step_decreases_loss_within_the_kl_bound():
         with torch.no_grad():
             return tuple(float(x) for x in loss_and_kl())
 
-    result = trpo_step([mu], gradient, fvp, evaluate, float(loss), max_kl=0.01)
+    result = trpo_step([mu], gradient, fvp, evaluate, float(loss.detach()), max_kl=0.01)
     assert result.loss_after < result.loss_before
     assert result.kl <= 0.01 + 1e-6
     # the full step lands on the constraint along -direction

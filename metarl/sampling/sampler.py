@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import multiprocessing as mp
 import os
+import signal
 import time
 import traceback
 from typing import Any
@@ -37,6 +38,7 @@ class SamplerError(RuntimeError):
 def _worker_main(conn, worker_args: tuple, worker_index: int) -> None:
     """Entry point of a worker process: serve rollout requests until told to close."""
     torch.set_num_threads(1)  # one core per worker; the workers together use them all
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's to handle; it closes us
     try:
         worker = RolloutWorker(*worker_args)
     except BaseException:  # report construction failures too
