@@ -106,9 +106,16 @@ def trpo_step(
     def damped_product(vector: Tensor) -> Tensor:
         return fisher_vector_product(vector) + cg_damping * vector
 
+    no_step = TRPOResult(loss_before, loss_before, 0.0, 0.0, 0)
+    if not torch.isfinite(loss_gradient).all():
+        raise FloatingPointError("TRPO: the loss gradient is not finite")
+    if loss_gradient.abs().max() == 0:
+        return no_step  # nothing to improve; CG would divide 0 by 0
     step_direction = conjugate_gradient(damped_product, -loss_gradient, cg_iterations)
     shs = 0.5 * (step_direction @ damped_product(step_direction))
     full_step = step_direction * torch.sqrt(max_kl / shs.clamp(min=1e-12))
+    if not torch.isfinite(full_step).all():
+        return no_step
     old_values = [p.detach().clone() for p in params]
 
     def set_params(fraction: float) -> None:
@@ -116,12 +123,23 @@ def trpo_step(
             for param, old, step in zip(params, old_values, unflatten(full_step, params)):
                 param.copy_(old + fraction * step)
 
-    fraction = 1.0
-    for backtrack in range(max_backtracks):
-        set_params(fraction)
-        loss, kl = evaluate()
-        if loss < loss_before and kl <= max_kl:
-            return TRPOResult(loss_before, loss, kl, fraction, backtrack)
-        fraction *= backtrack_ratio
-    set_params(0.0)
+    try:
+        fraction = 1.0
+        for backtrack in range(max_backtracks):
+            set_params(fraction)
+            loss, kl = evaluate()
+            if loss < loss_before and kl <= max_kl:
+                return TRPOResult(loss_before, loss, kl, fraction, backtrack)
+            fraction *= backtrack_ratio
+    except BaseException:
+        # An error or Ctrl-C mid-search must not leave a rejected trial point behind.
+        _restore(params, old_values)
+        raise
+    _restore(params, old_values)
     return TRPOResult(loss_before, loss_before, 0.0, 0.0, max_backtracks)
+
+
+def _restore(params: list[Tensor], values: list[Tensor]) -> None:
+    with torch.no_grad():
+        for param, value in zip(params, values):
+            param.copy_(value)

@@ -125,13 +125,25 @@ def test_ctrl_c_saves_progress_and_tells_how_to_resume(tmp_path):
     import time
 
     process = subprocess.Popen(
-        [sys.executable, "train.py", *TINY[1:], "meta_iterations=1000", "--run-dir", str(tmp_path / "run"),
-         "--no-progress"],
-        cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        [
+            sys.executable,
+            "train.py",
+            *TINY[1:],
+            "meta_iterations=1000",
+            "--run-dir",
+            str(tmp_path / "run"),
+            "--no-progress",
+        ],
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
     )
     progress = tmp_path / "run" / "progress.csv"
     deadline = time.monotonic() + 120
-    while time.monotonic() < deadline and (not progress.exists() or len(progress.read_text().splitlines()) < 3):
+    while time.monotonic() < deadline and (
+        not progress.exists() or len(progress.read_text().splitlines()) < 3
+    ):
         time.sleep(0.2)
     process.send_signal(signal.SIGINT)
     _, stderr = process.communicate(timeout=60)

@@ -115,3 +115,47 @@ def test_functional_policy_evaluates_each_task_with_its_own_parameters():
         assert torch.allclose(batched.loc[task], single.loc[0], atol=1e-6)
         assert torch.allclose(batched.scale[task], single.scale[0])
     assert batched.loc.shape == (4, 5, 6, 2)
+
+
+def _quadratic_problem():
+    mu = torch.zeros(3, requires_grad=True)
+    direction = torch.tensor([1.0, -2.0, 0.5])
+    loss, kl = (mu * direction).sum(), 0.5 * (mu**2).sum()
+    return (
+        mu,
+        direction,
+        torch.autograd.grad(loss, mu, retain_graph=True)[0],
+        autograd_fisher_vector_product(kl, [mu]),
+    )
+
+
+def test_trpo_line_search_backtracks_to_an_acceptable_step():
+    mu, direction, gradient, fvp = _quadratic_problem()
+    fractions = []
+
+    def evaluate():  # reject the full step: pretend the KL is too large until halved twice
+        fraction = float(mu.detach().norm() / np.sqrt(2 * 0.01))
+        fractions.append(fraction)
+        return float((mu * direction).sum()), 0.01 * fraction**2 * (100.0 if fraction > 0.3 else 1.0)
+
+    result = trpo_step([mu], gradient, fvp, evaluate, 0.0, max_kl=0.01, backtrack_ratio=0.5)
+    assert result.backtracks == 2 and result.step_fraction == pytest.approx(0.25)
+    assert fractions == pytest.approx([1.0, 0.5, 0.25], rel=1e-4)
+
+
+def test_trpo_restores_the_parameters_when_the_search_fails_or_is_interrupted():
+    mu, _, gradient, fvp = _quadratic_problem()
+    result = trpo_step([mu], gradient, fvp, lambda: (1.0, 0.0), 0.0, max_kl=0.01, max_backtracks=3)
+    assert result.step_fraction == 0.0 and torch.equal(mu.detach(), torch.zeros(3))
+
+    def interrupted():
+        raise KeyboardInterrupt
+
+    mu, _, gradient, fvp = _quadratic_problem()
+    with pytest.raises(KeyboardInterrupt):
+        trpo_step([mu], gradient, fvp, interrupted, 0.0, max_kl=0.01)
+    assert torch.equal(mu.detach(), torch.zeros(3))
+    # a zero gradient takes no step (and produces no NaN)
+    mu, _, _, fvp = _quadratic_problem()
+    result = trpo_step([mu], torch.zeros(3), fvp, lambda: (0.0, 0.0), 0.0, max_kl=0.01)
+    assert result.step_fraction == 0.0 and torch.equal(mu.detach(), torch.zeros(3))

@@ -114,3 +114,18 @@ def test_policy_actions_are_rescaled_onto_the_action_bounds():
     actions = np.array([[-1.0, -1.0, 5.0], [0.0, 0.0, -3.0], [1.0, 1.0, 0.0], [3.0, -2.0, 1.0]])
     expected = np.array([[-0.1, 0.0, 5.0], [0.0, 2.0, -3.0], [0.1, 4.0, 0.0], [0.1, 0.0, 1.0]], np.float32)
     assert np.allclose(to_env_actions(actions, space), expected)
+
+
+def test_sampler_recovers_after_a_worker_error_without_stale_episodes():
+    tasks, policy, params = _setup()
+    bad = list(tasks)
+    bad[0] = {"goal": [1.0]}  # worker 0 fails, worker 1 succeeds and must not leave its reply behind
+    stream = seeding.seed_sequence(3, seeding.SAMPLING, 9)
+    with Sampler(ENV_ID, {}, policy.spec(), 20, backend="local") as local:
+        expected = local.sample(tasks, params, 2, stream)
+    with Sampler(ENV_ID, {}, policy.spec(), 20, backend="processes", num_workers=2) as sampler:
+        with pytest.raises(SamplerError, match="worker 0"):
+            sampler.sample(bad, params, 2, seeding.seed_sequence(3, seeding.SAMPLING, 8))
+        got = sampler.sample(tasks, params, 2, stream)
+    for field in FIELDS:
+        assert torch.equal(getattr(expected, field), getattr(got, field)), field

@@ -26,6 +26,7 @@ import torch
 from metarl.episodes import Episodes
 from metarl.policies import Params
 from metarl.sampling.worker import RolloutWorker
+from metarl.seeding import slot_seeds
 from metarl.tasks import Task
 
 BACKENDS = ("local", "processes")
@@ -135,7 +136,7 @@ class Sampler:
         """
         num_tasks = len(tasks)
         num_slots = num_tasks * episodes_per_task
-        seeds = seed_sequence.generate_state(num_slots * 2, np.uint32).reshape(num_slots, 2)
+        seeds = slot_seeds(seed_sequence, num_slots)
         slot_task = np.repeat(np.arange(num_tasks), episodes_per_task)
         numpy_params = {k: v.detach().cpu().numpy() for k, v in params.items()}
         for name, value in numpy_params.items():
@@ -167,7 +168,16 @@ class Sampler:
             worker_params = {k: v[chunk_tasks] for k, v in params.items()}
             self._pending_tasks[index] = worker_tasks
             self._send(index, ("rollout", worker_tasks, worker_params, local_index, seeds[chunk]))
-        results = [self._receive(index, "sampling") for index in range(len(chunks))]
+        # Collect every worker's reply even after one fails, so that no stale reply is left
+        # in a pipe to be mistaken for the answer to the next call.
+        results, first_error = [], None
+        for index in range(len(chunks)):
+            try:
+                results.append(self._receive(index, "sampling"))
+            except SamplerError as err:
+                first_error = first_error or err
+        if first_error is not None:
+            raise first_error
         return {name: np.concatenate([r[name] for r in results]) for name in results[0]}
 
     def _send(self, index: int, message: tuple) -> None:
