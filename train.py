@@ -23,10 +23,10 @@ from metarl.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
 from metarl.config import (
     ConfigError,
     TrainConfig,
+    apply_overrides,
     config_from_dict,
     field_names,
     load_config,
-    parse_overrides,
     save_config,
 )
 from metarl.logger import Logger
@@ -120,14 +120,20 @@ def main(argv: list[str] | None = None) -> int:
                 raise ConfigError("--resume uses the run's own config; --config cannot be combined with it")
             state = load_checkpoint(Path(args.resume))
             saved = config_from_dict(state["config"])
-            config = config_from_dict({**saved.to_dict(), **parse_overrides(args.overrides)})
+            config = apply_overrides(saved, args.overrides)
             changed = {k for k in field_names() if getattr(config, k) != getattr(saved, k)}
             if changed - RESUMABLE_KEYS:
                 raise ConfigError(
                     f"cannot change {sorted(changed - RESUMABLE_KEYS)} when resuming; "
                     f"only {sorted(RESUMABLE_KEYS)}"
                 )
-            run_dir = Path(args.resume)
+            if config.meta_iterations <= state["iteration"]:
+                raise ConfigError(
+                    f"the run already has {state['iteration']} of meta_iterations={config.meta_iterations}; "
+                    f"pass meta_iterations=N with N > {state['iteration']} to extend it"
+                )
+            resume_path = Path(args.resume)
+            run_dir = resume_path.parent.parent if resume_path.is_file() else resume_path
         else:
             config = load_config(args.config, args.overrides)
             state = None

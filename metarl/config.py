@@ -136,6 +136,13 @@ def load_config(
     return config
 
 
+def apply_overrides(config: TrainConfig, overrides: list[str]) -> TrainConfig:
+    """A validated copy of `config` with ``key=value`` overrides applied."""
+    updated = _apply(dataclasses.replace(config), parse_overrides(overrides), "the overrides")
+    validate(updated)
+    return updated
+
+
 def config_from_dict(data: dict[str, Any]) -> TrainConfig:
     """Rebuild a validated config from `TrainConfig.to_dict()` output (e.g. a checkpoint)."""
     config = _apply(TrainConfig(), dict(data), "the saved config")
@@ -161,16 +168,61 @@ def validate(config: TrainConfig) -> None:
         raise ConfigError(f"unknown agent {config.agent!r}; choose from {', '.join(sorted(AGENTS))}")
     if config.sampler_backend not in BACKENDS:
         raise ConfigError(f"unknown sampler_backend {config.sampler_backend!r}; choose from {list(BACKENDS)}")
-    for key in ("meta_iterations", "meta_batch_size", "episodes_per_task", "horizon"):
-        if getattr(config, key) < 1:
-            raise ConfigError(f"{key} must be >= 1, got {getattr(config, key)}")
-    for key in ("num_inner_steps", "eval_steps"):
-        if getattr(config, key) < 0:
-            raise ConfigError(f"{key} must be >= 0, got {getattr(config, key)}")
-    if config.num_workers is not None and config.num_workers < 1:
-        raise ConfigError(f"num_workers must be >= 1 or null, got {config.num_workers}")
-    if not config.eval_inner_lrs:
-        raise ConfigError("eval_inner_lrs needs at least one step size")
+
+    def require(condition: bool, message: str) -> None:
+        if not condition:
+            raise ConfigError(message)
+
+    for key in (
+        "meta_iterations",
+        "meta_batch_size",
+        "episodes_per_task",
+        "horizon",
+        "checkpoint_every",
+        "eval_tasks",
+        "cg_iterations",
+        "line_search_max_backtracks",
+    ):
+        require(getattr(config, key) >= 1, f"{key} must be >= 1, got {getattr(config, key)}")
+    for key in ("num_inner_steps", "eval_steps", "seed"):
+        require(getattr(config, key) >= 0, f"{key} must be >= 0, got {getattr(config, key)}")
+    for key in ("inner_lr", "max_kl", "init_std"):
+        require(getattr(config, key) > 0, f"{key} must be > 0, got {getattr(config, key)}")
+    for key in ("discount", "gae_lambda", "line_search_backtrack_ratio"):
+        value = getattr(config, key)
+        require(0 <= value <= 1, f"{key} must be in [0, 1], got {value}")
+    require(config.cg_damping >= 0, f"cg_damping must be >= 0, got {config.cg_damping}")
+    require(
+        config.num_workers is None or config.num_workers >= 1,
+        f"num_workers must be >= 1 or null, got {config.num_workers}",
+    )
+    require(
+        bool(config.hidden_sizes)
+        and all(isinstance(h, int) and not isinstance(h, bool) and h >= 1 for h in config.hidden_sizes),
+        f"hidden_sizes must be a non-empty list of positive ints, got {config.hidden_sizes}",
+    )
+    from metarl.policies import ACTIVATIONS
+
+    require(
+        config.activation in ACTIVATIONS,
+        f"unknown activation {config.activation!r}; choose from {sorted(ACTIVATIONS)}",
+    )
+    require(
+        bool(config.eval_inner_lrs)
+        and all(
+            isinstance(lr, (int, float)) and not isinstance(lr, bool) and lr > 0
+            for lr in config.eval_inner_lrs
+        ),
+        f"eval_inner_lrs must be a non-empty list of positive step sizes, got {config.eval_inner_lrs}",
+    )
+    try:  # the family must build with these kwargs
+        from metarl.tasks import family_of
+
+        family_of(config.env_id, config.env_kwargs)
+    except Exception as err:
+        raise ConfigError(
+            f"{config.env_id} cannot be built with env_kwargs={config.env_kwargs}: {err}"
+        ) from err
 
 
 def save_config(config: TrainConfig, path: Path) -> None:

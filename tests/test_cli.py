@@ -2,6 +2,7 @@
 
 import csv
 import json
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -81,10 +82,19 @@ def test_evaluate_reports_table_json_and_plot(run_dir):
 
 
 def test_resume_extends_a_run(run_dir, tmp_path):
-    result = run("train.py", "--resume", str(run_dir), "meta_iterations=3", "--no-progress")
-    assert "run directory" in result.stdout
+    for args, message in [
+        (["meta_iterations=2"], "already has 2 of meta_iterations=2; pass meta_iterations=N with N > 2"),
+        (["meta_iteratons=3"], "unknown config key 'meta_iteratons' in the overrides"),
+        (["inner_lr=0.5"], "cannot change \\['inner_lr'\\] when resuming"),
+    ]:
+        result = run("train.py", "--resume", str(run_dir), *args, check=False)
+        assert result.returncode == 2 and re.search(message, result.stderr), result.stderr
+    checkpoint = run_dir / "checkpoints" / "iteration_000002.pt"
+    result = run("train.py", "--resume", str(checkpoint), "meta_iterations=3", "--no-progress")
+    assert f"run directory: {run_dir}" in result.stdout
     with open(run_dir / "progress.csv", newline="") as handle:
         assert [int(float(r["charts/iteration"])) for r in csv.DictReader(handle)] == [1, 2, 3]
+    assert yaml.safe_load((run_dir / "config.yaml").read_text())["meta_iterations"] == 3
 
 
 @pytest.mark.parametrize(
@@ -96,11 +106,15 @@ def test_resume_extends_a_run(run_dir, tmp_path):
         (["meta_batch_size=many"], "meta_batch_size' expects int, got 'many'"),
         (["--config", "configs/none.yaml"], "config file 'configs/none.yaml' not found; presets"),
         (["seed"], "not of the form key=value"),
+        (["activation=sigmoid"], "unknown activation 'sigmoid'; choose from \\['relu', 'tanh'\\]"),
+        (["checkpoint_every=0"], "checkpoint_every must be >= 1, got 0"),
+        (["discount=5"], "discount must be in \\[0, 1\\], got 5.0"),
+        (["hidden_sizes=[a]"], "hidden_sizes must be a non-empty list of positive ints"),
+        (["env_kwargs={foo: 1}"], "cannot be built with env_kwargs=\\{'foo': 1\\}.*foo"),
+        (["seed=-1"], "seed must be >= 0, got -1"),
     ],
 )
 def test_bad_input_gives_a_clear_error(args, message):
-    import re
-
     result = run("train.py", *args, check=False)
     assert result.returncode == 2
     assert re.search(message, result.stderr), result.stderr

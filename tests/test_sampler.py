@@ -129,3 +129,11 @@ def test_sampler_recovers_after_a_worker_error_without_stale_episodes():
         got = sampler.sample(tasks, params, 2, stream)
     for field in FIELDS:
         assert torch.equal(getattr(expected, field), getattr(got, field)), field
+
+
+def test_horizon_beyond_the_registered_limit_is_honoured():
+    tasks, policy, params = _setup(2)
+    params = {k: v[1:] for k, v in params.items()}  # task 1 only: a random policy, goal never reached
+    with Sampler(ENV_ID, {}, policy.spec(), 150, backend="local") as sampler:
+        episodes = sampler.sample(tasks[1:], params, 2, seeding.seed_sequence(0, 3))
+    assert episodes.horizon == 150 and torch.all(episodes.lengths == 150)

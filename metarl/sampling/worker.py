@@ -19,13 +19,19 @@ from metarl.policies import GaussianMLPPolicy
 from metarl.tasks import Task
 
 
-def make_vector_env(env_id: str, env_kwargs: dict[str, Any], num_envs: int) -> gym.vector.VectorEnv:
-    """The family's own numpy-batched vector env if it registers one, else a sync vector env."""
+def make_vector_env(
+    env_id: str, env_kwargs: dict[str, Any], num_envs: int, horizon: int
+) -> gym.vector.VectorEnv:
+    """The family's own numpy-batched vector env if it registers one, else a sync vector env.
+
+    Episodes are truncated at `horizon` steps, whatever the registered time limit.
+    """
     import envs  # noqa: F401  (registers metarl/* ids)
 
     spec = gym.spec(env_id)
     mode = "vector_entry_point" if spec.vector_entry_point is not None else "sync"
-    return gym.make_vec(env_id, num_envs=num_envs, vectorization_mode=mode, **env_kwargs)
+    kwargs = {**env_kwargs, "max_episode_steps": horizon}
+    return gym.make_vec(env_id, num_envs=num_envs, vectorization_mode=mode, **kwargs)
 
 
 def to_env_actions(actions: np.ndarray, space: gym.spaces.Box) -> np.ndarray:
@@ -59,7 +65,7 @@ class RolloutWorker:
 
     def _env(self, num_slots: int) -> gym.vector.VectorEnv:
         if num_slots not in self._envs:
-            self._envs[num_slots] = make_vector_env(self.env_id, self.env_kwargs, num_slots)
+            self._envs[num_slots] = make_vector_env(self.env_id, self.env_kwargs, num_slots, self.horizon)
         return self._envs[num_slots]
 
     def rollout(
