@@ -180,34 +180,49 @@ def test_two_inner_steps_sample_three_batches_and_take_a_step():
     assert any(not torch.equal(before[k], v) for k, v in agent.policy.params().items())
 
 
-def test_a_crash_mid_run_keeps_the_completed_iterations(tmp_path, monkeypatch):
-    from agents.maml import MAMLTRPO
+def test_a_crash_mid_update_keeps_the_completed_iterations_and_resumes_exactly(tmp_path, monkeypatch):
+    """A crash inside iteration 3's line search saves iteration 2's weights, not a trial point."""
+    import agents.maml
     from metarl.checkpoint import load_checkpoint
+    from metarl.config import config_from_dict
 
-    original = MAMLTRPO.train_step
+    tiny = SMALL + [
+        "checkpoint_every=10",
+        "meta_batch_size=2",
+        "episodes_per_task=3",
+        "horizon=10",
+        "hidden_sizes=[8,8]",
+    ]
+    reference = train(load_config(None, tiny + ["meta_iterations=2"]), tmp_path / "two", progress=False)
+    uninterrupted = train(load_config(None, tiny + ["meta_iterations=4"]), tmp_path / "four", progress=False)
 
-    def crash_on_third(self, tasks, iteration):
-        if iteration == 2:
-            raise RuntimeError("simulated crash")
-        return original(self, tasks, iteration)
+    original, calls = agents.maml.trpo_step, []
 
-    monkeypatch.setattr(MAMLTRPO, "train_step", crash_on_third)
-    config = load_config(
-        None,
-        SMALL
-        + [
-            "meta_iterations=5",
-            "checkpoint_every=10",
-            "meta_batch_size=2",
-            "episodes_per_task=2",
-            "horizon=10",
-        ],
-    )
+    def crash_in_third_line_search(params, gradient, fvp, evaluate, *args, **kwargs):
+        calls.append(1)
+
+        def crashing_evaluate():
+            if len(calls) == 3:
+                raise RuntimeError("simulated crash")
+            return evaluate()
+
+        return original(params, gradient, fvp, crashing_evaluate, *args, **kwargs)
+
+    monkeypatch.setattr(agents.maml, "trpo_step", crash_in_third_line_search)
+    config = load_config(None, tiny + ["meta_iterations=4"])
     with pytest.raises(RuntimeError, match="simulated crash"):
         train(config, tmp_path / "run", progress=False)
+    monkeypatch.setattr(agents.maml, "trpo_step", original)
     state = load_checkpoint(tmp_path / "run")
-    assert state["iteration"] == 2
-    assert len(_csv_rows(tmp_path / "run" / "progress.csv")) == 2
+    assert state["iteration"] == 2 and len(_csv_rows(tmp_path / "run" / "progress.csv")) == 2
+    for key, value in load_checkpoint(reference)["agent"]["policy"].items():
+        assert torch.equal(value, state["agent"]["policy"][key]), key
+
+    train(config_from_dict(state["config"]), tmp_path / "run", resume_state=state, progress=False)
+    resumed, full = load_checkpoint(tmp_path / "run"), load_checkpoint(uninterrupted)
+    for key, value in full["agent"]["policy"].items():
+        assert torch.equal(value, resumed["agent"]["policy"][key]), key
+    assert _csv_rows(tmp_path / "run" / "progress.csv") == _csv_rows(uninterrupted / "progress.csv")
 
 
 @pytest.mark.parametrize("first_order", [False, True])
