@@ -85,7 +85,10 @@ def main(argv: list[str] | None = None) -> int:
     written = [out_dir / "evaluation.json", out_dir / "adaptation_curve.png"]
     if (run_dir / "progress.csv").exists():
         training_title = f"{config.env_id} {config.agent} (seed {config.seed}): training"
-        evaluation.plot_training(run_dir / "progress.csv", out_dir / "training_curve.png", training_title)
+        post_label = f"after {config.num_inner_steps} inner step{'s' if config.num_inner_steps != 1 else ''}"
+        evaluation.plot_training(
+            run_dir / "progress.csv", out_dir / "training_curve.png", training_title, post_label
+        )
         written.append(out_dir / "training_curve.png")
     print("wrote " + ", ".join(str(p) for p in written))
     print(f"evaluation took {time.perf_counter() - start:.1f} s")

@@ -104,7 +104,9 @@ class Navigation2DVectorEnv(VectorEnv):
     """`num_envs` 2D-navigation sub-envs stepped in one numpy call, each with its own task.
 
     Autoreset follows gymnasium's NEXT_STEP mode; a sub-env keeps its task across resets.
-    ``set_attr("task", [t0, t1, ...])`` sets per-sub-env tasks.
+    ``set_attr("task", [t0, t1, ...])`` sets per-sub-env tasks; ``reset(options=
+    {"reset_mask": mask})`` resets only the sub-envs where mask [num_envs] is True.
+    Deterministic: the seed of `reset` is accepted for the API and has no effect.
     """
 
     metadata = {"render_modes": [], "autoreset_mode": AutoresetMode.NEXT_STEP}
@@ -152,12 +154,14 @@ class Navigation2DVectorEnv(VectorEnv):
         self, *, seed: int | list[int] | None = None, options: dict[str, Any] | None = None
     ) -> tuple[np.ndarray, dict[str, Any]]:
         super().reset(seed=seed if isinstance(seed, int) or seed is None else None)
-        if options and "task" in options:
+        options = options or {}
+        if "task" in options:
             self.set_attr("task", options["task"])
-        self._positions[:] = 0.0
-        self._elapsed[:] = 0
-        self._needs_reset[:] = False
-        return self._positions.astype(np.float32), {"task": self.task}
+        reset = np.asarray(options.get("reset_mask", np.ones(self.num_envs, bool)), bool)
+        self._positions[reset] = 0.0
+        self._elapsed[reset] = 0
+        self._needs_reset[reset] = False
+        return self._positions.astype(np.float32), {"task": self._tasks}
 
     def step(
         self, actions: np.ndarray

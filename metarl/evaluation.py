@@ -78,7 +78,7 @@ def plot_curve(
     plt.close(figure)
 
 
-def plot_training(progress_csv: Path, path: Path, title: str) -> None:
+def plot_training(progress_csv: Path, path: Path, title: str, post_label: str = "after adaptation") -> None:
     """Pre- and post-adaptation return against environment steps (from progress.csv), as PNG."""
     import csv
 

@@ -65,8 +65,19 @@ class Logger:
         new_file = not self.csv_path.exists()
         if self._fieldnames is None:
             self._fieldnames = list(record.keys())
+        new_keys = [key for key in record if key not in self._fieldnames]
+        if new_keys and not new_file:  # a metric appeared: widen the header, keep the old rows
+            with self.csv_path.open(newline="") as handle:
+                rows = list(csv.DictReader(handle))
+            self._fieldnames += new_keys
+            with self.csv_path.open("w", newline="") as handle:
+                writer = csv.DictWriter(handle, fieldnames=self._fieldnames)
+                writer.writeheader()
+                writer.writerows(rows)
+        elif new_keys:
+            self._fieldnames += new_keys
         with self.csv_path.open("a", newline="") as handle:
-            writer = csv.DictWriter(handle, fieldnames=self._fieldnames, extrasaction="ignore")
+            writer = csv.DictWriter(handle, fieldnames=self._fieldnames)
             if new_file:
                 writer.writeheader()
             writer.writerow(record)

@@ -159,3 +159,31 @@ def test_trpo_restores_the_parameters_when_the_search_fails_or_is_interrupted():
     mu, _, _, fvp = _quadratic_problem()
     result = trpo_step([mu], torch.zeros(3), fvp, lambda: (0.0, 0.0), 0.0, max_kl=0.01)
     assert result.step_fraction == 0.0 and torch.equal(mu.detach(), torch.zeros(3))
+
+
+def test_logger_writes_tensorboard_and_csv_and_widens_the_header(tmp_path):
+    import csv
+
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    from metarl.logger import Logger
+
+    logger = Logger(tmp_path)
+    logger.record_many({"a": 1.5, "charts/iteration": 1, "charts/env_steps": 10})
+    logger.dump(10)
+    logger.record_many({"a": 2.5, "b": 7, "charts/iteration": 2, "charts/env_steps": 20})
+    logger.dump(20)
+    logger.close()
+    with open(tmp_path / "progress.csv", newline="") as handle:
+        rows = list(csv.DictReader(handle))
+    assert rows == [
+        {"a": "1.5", "charts/iteration": "1", "charts/env_steps": "10", "b": ""},
+        {"a": "2.5", "charts/iteration": "2", "charts/env_steps": "20", "b": "7"},
+    ]
+    events = EventAccumulator(str(tmp_path))
+    events.Reload()
+    assert [(e.step, e.value) for e in events.Scalars("a")] == [(10, 1.5), (20, 2.5)]
+    # resuming at iteration 1 drops the later rows
+    Logger(tmp_path, resume_iteration=1).close()
+    with open(tmp_path / "progress.csv", newline="") as handle:
+        assert [r["charts/iteration"] for r in csv.DictReader(handle)] == ["1"]

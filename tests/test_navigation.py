@@ -16,6 +16,7 @@ ENV_ID = "metarl/Navigation2D-v0"
 
 def test_check_env_passes_on_registered_id():
     env = gym.make(ENV_ID)
+    check_env(env, skip_render_check=True)  # the registered id, with its wrappers
     check_env(env.unwrapped, skip_render_check=True)
     assert env.spec.max_episode_steps == 100
     assert isinstance(env.unwrapped, TaskFamily)
@@ -118,3 +119,11 @@ def test_vector_env_matches_single_envs_step_for_step():
         saw_truncation |= bool(truncated.any())
         assert info["task"] == tasks
     assert saw_termination and saw_truncation
+
+
+def test_vector_env_partial_reset_with_reset_mask():
+    vector = gym.make_vec(ENV_ID, num_envs=3)
+    vector.reset(seed=0)
+    obs, *_ = vector.step(np.full((3, 2), 0.05, np.float32))
+    obs, _ = vector.reset(options={"reset_mask": np.array([True, False, True])})
+    assert np.array_equal(obs, np.array([[0, 0], [0.05, 0.05], [0, 0]], np.float32))
