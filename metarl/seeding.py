@@ -4,6 +4,10 @@ Every random number of a run derives from the run seed through a named, fixed
 `np.random.SeedSequence` spawn key, e.g. ``(TRAIN_TASKS, iteration)``. Streams therefore do
 not depend on the order in which they are requested, and a resumed run draws exactly what
 an uninterrupted one would, without saving any RNG state.
+
+Same seed and config give the same numbers on the same kind of machine. Episodes do not
+depend on the number of sampler workers, but the learner's CPU reductions may differ in
+the last bits with torch's thread count (that is, the core count) or the torch build.
 """
 
 from __future__ import annotations
