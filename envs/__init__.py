@@ -14,3 +14,10 @@ _register(
     vector_entry_point="envs.navigation:Navigation2DVectorEnv",
     max_episode_steps=100,
 )
+
+for _name in ("HalfCheetahVel", "HalfCheetahDir", "AntVel", "AntDir", "AntGoal"):
+    _register(
+        f"metarl/{_name}-v0",
+        entry_point=f"envs.locomotion:{_name}Env",
+        max_episode_steps=200,
+    )
