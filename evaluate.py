@@ -23,7 +23,13 @@ from metarl.config import ConfigError, config_from_dict
 from metarl.tasks import sample_test_tasks
 
 # The MAML paper's MAML row (mean return after 0..3 steps), see shared/reference/PAPER_NUMBERS.md.
-PAPER_MAML = {"metarl/Navigation2D-v0": [-40.41, -11.68, -3.33, -3.23]}
+PAPER_MAML = {
+    "metarl/Navigation2D-v0": [-40.41, -11.68, -3.33, -3.23],
+    "metarl/HalfCheetahVel-v0": [-129.53, -78.57, -66.62, -60.78],
+    "metarl/HalfCheetahDir-v0": [-50.69, 293.19, 313.48, 315.65],
+    "metarl/AntVel-v0": [30.58, 96.74, 100.06, 101.41],
+    "metarl/AntDir-v0": [8.66, 499.15, 500.68, 499.11],
+}
 
 
 def main(argv: list[str] | None = None) -> int:
