@@ -16,8 +16,8 @@ Lineage, shared by all families (what carries over from the paper and what does 
 - Observations are v5's (HalfCheetah 17-d; Ant 105-d including contact forces),
   without the absolute x-y position except for AntGoal, which needs it to find the goal.
   rllab observed positions and clipped contact forces.
-- Ant's healthy range is v5's (torso z in [0.2, 1.0], terminated outside it); rllab's Ant
-  in the MAML code did not terminate.
+- Ant terminates when the torso's z leaves [0.2, 1.0] (v5's healthy range), as the
+  paper's code did.
 - Horizon 200 steps (the paper's), set at registration and configurable.
 
 Every reward term is reported in ``info`` (``reward_forward``/``reward_goal``,
@@ -243,9 +243,9 @@ class AntDirEnv(_AntFamily):
 class AntGoalEnv(_AntFamily):
     """Ant walking to a goal position (MAML paper's code, "Ant goal").
 
-    Task ``{"goal": [x, y]}``, goal ~ U[-3, 3]^2. Reward = -L1(torso xy - goal) + 4 -
-    0.005 |a|^2 - 0.0005 |clip(cfrc_ext, -1, 1)|^2 (healthy_reward defaults to 0 here). The
-    observation includes the torso's x-y position.
+    Task ``{"goal": [x, y]}``, goal ~ U[-3, 3]^2. Reward = -L1(torso xy - goal) + 4 + 0.05
+    (survive, as in the authors' code; PAPER_NUMBERS.md omits it) - 0.005 |a|^2 - 0.0005
+    |clip(cfrc_ext, -1, 1)|^2. The observation includes the torso's x-y position.
     """
 
     GOAL_RANGE = (-3.0, 3.0)
@@ -254,7 +254,7 @@ class AntGoalEnv(_AntFamily):
     def __init__(
         self,
         task: Task | None = None,
-        healthy_reward: float = 0.0,
+        healthy_reward: float = 0.05,
         exclude_current_positions_from_observation: bool = False,
         **kwargs: Any,
     ) -> None:

@@ -10,7 +10,14 @@ from metarl.tasks import TaskFamily, sample_test_tasks, sample_train_tasks
 
 FAMILIES = ["HalfCheetahVel", "HalfCheetahDir", "AntVel", "AntDir", "AntGoal"]
 # The paper's constants (shared/reference/PAPER_NUMBERS.md), written out independently.
-CHEETAH_CTRL, ANT_CTRL, ANT_CONTACT, ANT_SURVIVE, GOAL_BONUS = 0.05, 0.005, 5e-4, 1.05, 4.0
+CHEETAH_CTRL, ANT_CTRL, ANT_CONTACT, ANT_SURVIVE, GOAL_BONUS, GOAL_SURVIVE = (
+    0.05,
+    0.005,
+    5e-4,
+    1.05,
+    4.0,
+    0.05,
+)
 
 
 def _root_xy(env) -> np.ndarray:
@@ -38,7 +45,7 @@ def expected_reward(
         return -abs(v_x - task["velocity"]) + ANT_SURVIVE * healthy - costs
     if name == "AntDir":
         return task["direction"] * v_x + ANT_SURVIVE * healthy - costs
-    return -np.abs(torso_xy - np.asarray(task["goal"])).sum() + GOAL_BONUS - costs
+    return -np.abs(torso_xy - np.asarray(task["goal"])).sum() + GOAL_BONUS + GOAL_SURVIVE * healthy - costs
 
 
 @pytest.mark.parametrize("name", FAMILIES)
