@@ -101,7 +101,10 @@ def test_resume_extends_a_run(run_dir, tmp_path):
     ("args", "message"),
     [
         (["inner_lrr=0.1"], "unknown config key 'inner_lrr'.*did you mean inner_lr.*valid keys: env_id"),
-        (["env_id=metarl/Nope-v0"], "unknown env id 'metarl/Nope-v0'; task families: metarl/AntDir-v0, .*metarl/Navigation2D-v0"),
+        (
+            ["env_id=metarl/Nope-v0"],
+            "unknown env id 'metarl/Nope-v0'; task families: metarl/AntDir-v0, .*metarl/Navigation2D-v0",
+        ),
         (["agent=ppo9000"], "unknown agent 'ppo9000'; choose from maml_trpo"),
         (["meta_batch_size=many"], "meta_batch_size' expects int, got 'many'"),
         (["--config", "configs/none.yaml"], "config file 'configs/none.yaml' not found; presets"),
