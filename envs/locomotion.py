@@ -97,22 +97,11 @@ def _goal_task(task: Task) -> Task:
     return {"goal": [float(goal[0]), float(goal[1])]}
 
 
-def _sample_directions(n: int, rng: np.random.Generator) -> list[Task]:
-    return [{"direction": int(d)} for d in rng.choice([-1, 1], size=n)]
+class _VelocityTasks:
+    """Task ``{"velocity": v}``, v ~ U[VELOCITY_RANGE]; task reward -|v_x - v|."""
 
-
-class HalfCheetahVelEnv(_TaskFamilyMixin, HalfCheetahEnv):
-    """HalfCheetah running at a target velocity (MAML paper, "HalfCheetah velocity").
-
-    Task ``{"velocity": v}``, v ~ U[0, 2] (m/s). Reward = -|v_x - v| - ctrl_cost_weight *
-    |a|^2 with ctrl_cost_weight = 0.05 (the paper's). See the module docstring for lineage.
-    """
-
-    VELOCITY_RANGE = (0.0, 2.0)
-
-    def __init__(self, task: Task | None = None, ctrl_cost_weight: float = 0.05, **kwargs: Any) -> None:
-        super().__init__(ctrl_cost_weight=ctrl_cost_weight, **kwargs)
-        self._init_task(task)
+    VELOCITY_RANGE: tuple[float, float]
+    _task: Task
 
     def default_task(self) -> Task:
         return {"velocity": 1.0}
@@ -124,22 +113,14 @@ class HalfCheetahVelEnv(_TaskFamilyMixin, HalfCheetahEnv):
     def sample_tasks(cls, n: int, rng: np.random.Generator) -> list[Task]:
         return [{"velocity": float(v)} for v in rng.uniform(*cls.VELOCITY_RANGE, size=n)]
 
-    def _get_rew(self, x_velocity: float, action: np.ndarray) -> tuple[float, dict[str, float]]:
-        forward = -abs(x_velocity - self._task["velocity"])
-        ctrl_cost = self.control_cost(action)
-        return forward - ctrl_cost, {"reward_forward": forward, "reward_ctrl": -ctrl_cost}
+    def _task_reward(self, x_velocity: float) -> tuple[str, float]:
+        return "reward_forward", -abs(x_velocity - self._task["velocity"])
 
 
-class HalfCheetahDirEnv(_TaskFamilyMixin, HalfCheetahEnv):
-    """HalfCheetah running forward or backward (MAML paper, "HalfCheetah direction").
+class _DirectionTasks:
+    """Task ``{"direction": d}``, d in {-1, +1} with p = 0.5; task reward d * v_x."""
 
-    Task ``{"direction": d}``, d in {-1, +1} with p = 0.5. Reward = d * v_x -
-    ctrl_cost_weight * |a|^2 with ctrl_cost_weight = 0.05. See the module docstring.
-    """
-
-    def __init__(self, task: Task | None = None, ctrl_cost_weight: float = 0.05, **kwargs: Any) -> None:
-        super().__init__(ctrl_cost_weight=ctrl_cost_weight, **kwargs)
-        self._init_task(task)
+    _task: Task
 
     def default_task(self) -> Task:
         return {"direction": 1}
@@ -149,12 +130,26 @@ class HalfCheetahDirEnv(_TaskFamilyMixin, HalfCheetahEnv):
 
     @classmethod
     def sample_tasks(cls, n: int, rng: np.random.Generator) -> list[Task]:
-        return _sample_directions(n, rng)
+        return [{"direction": int(d)} for d in rng.choice([-1, 1], size=n)]
+
+    def _task_reward(self, x_velocity: float) -> tuple[str, float]:
+        return "reward_forward", self._task["direction"] * x_velocity
+
+
+class _HalfCheetahFamily(_TaskFamilyMixin, HalfCheetahEnv):
+    """HalfCheetah with the paper's control cost 0.05 |a|^2: reward = task term - control cost."""
+
+    def __init__(self, task: Task | None = None, ctrl_cost_weight: float = 0.05, **kwargs: Any) -> None:
+        super().__init__(ctrl_cost_weight=ctrl_cost_weight, **kwargs)
+        self._init_task(task)
+
+    def _task_reward(self, x_velocity: float) -> tuple[str, float]:
+        raise NotImplementedError
 
     def _get_rew(self, x_velocity: float, action: np.ndarray) -> tuple[float, dict[str, float]]:
-        forward = self._task["direction"] * x_velocity
+        name, task_reward = self._task_reward(x_velocity)
         ctrl_cost = self.control_cost(action)
-        return forward - ctrl_cost, {"reward_forward": forward, "reward_ctrl": -ctrl_cost}
+        return task_reward - ctrl_cost, {name: task_reward, "reward_ctrl": -ctrl_cost}
 
 
 class _AntFamily(_TaskFamilyMixin, AntEnv):
@@ -196,7 +191,25 @@ class _AntFamily(_TaskFamilyMixin, AntEnv):
         }
 
 
-class AntVelEnv(_AntFamily):
+class HalfCheetahVelEnv(_VelocityTasks, _HalfCheetahFamily):
+    """HalfCheetah running at a target velocity (MAML paper, "HalfCheetah velocity").
+
+    Task ``{"velocity": v}``, v ~ U[0, 2] (m/s). Reward = -|v_x - v| - 0.05 |a|^2 (the
+    control weight is the ``ctrl_cost_weight`` kwarg). See the module docstring for lineage.
+    """
+
+    VELOCITY_RANGE = (0.0, 2.0)
+
+
+class HalfCheetahDirEnv(_DirectionTasks, _HalfCheetahFamily):
+    """HalfCheetah running forward or backward (MAML paper, "HalfCheetah direction").
+
+    Task ``{"direction": d}``, d in {-1, +1} with p = 0.5. Reward = d * v_x - 0.05 |a|^2.
+    See the module docstring for lineage.
+    """
+
+
+class AntVelEnv(_VelocityTasks, _AntFamily):
     """Ant running at a target velocity (MAML paper, "Ant velocity").
 
     Task ``{"velocity": v}``, v ~ U[0, 3]. Reward = -|v_x - v| + 1.05 (survive: the paper's
@@ -205,39 +218,13 @@ class AntVelEnv(_AntFamily):
 
     VELOCITY_RANGE = (0.0, 3.0)
 
-    def default_task(self) -> Task:
-        return {"velocity": 1.0}
 
-    def _validated(self, task: Task) -> Task:
-        return _velocity_task(task)
-
-    @classmethod
-    def sample_tasks(cls, n: int, rng: np.random.Generator) -> list[Task]:
-        return [{"velocity": float(v)} for v in rng.uniform(*cls.VELOCITY_RANGE, size=n)]
-
-    def _task_reward(self, x_velocity: float) -> tuple[str, float]:
-        return "reward_forward", -abs(x_velocity - self._task["velocity"])
-
-
-class AntDirEnv(_AntFamily):
+class AntDirEnv(_DirectionTasks, _AntFamily):
     """Ant running forward or backward along x (MAML paper, "Ant direction").
 
     Task ``{"direction": d}``, d in {-1, +1}. Reward = d * v_x + the same survive, control
     and contact terms as `AntVelEnv`.
     """
-
-    def default_task(self) -> Task:
-        return {"direction": 1}
-
-    def _validated(self, task: Task) -> Task:
-        return _direction_task(task)
-
-    @classmethod
-    def sample_tasks(cls, n: int, rng: np.random.Generator) -> list[Task]:
-        return _sample_directions(n, rng)
-
-    def _task_reward(self, x_velocity: float) -> tuple[str, float]:
-        return "reward_forward", self._task["direction"] * x_velocity
 
 
 class AntGoalEnv(_AntFamily):

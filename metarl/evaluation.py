@@ -46,6 +46,25 @@ def write_json(summary: dict[str, Any], path: Path) -> None:
     Path(path).write_text(json.dumps(summary, indent=2))
 
 
+def _save_plot(draw, path: Path, title: str, xlabel: str, ylabel: str) -> None:
+    """Make a 5x3.5 in. figure, let `draw(axes)` fill it, label it and save it as PNG."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    figure, axes = plt.subplots(figsize=(5, 3.5))
+    draw(axes)
+    axes.set_xlabel(xlabel)
+    axes.set_ylabel(ylabel)
+    axes.set_title(title, fontsize=9)
+    axes.legend()
+    axes.grid(alpha=0.3)
+    figure.tight_layout()
+    figure.savefig(path, dpi=120)
+    plt.close(figure)
+
+
 def plot_curve(
     summary: dict[str, Any],
     path: Path,
@@ -54,53 +73,35 @@ def plot_curve(
     step_label: str = "gradient steps",
 ) -> None:
     """Mean return with a standard-error band against adaptation steps, as PNG."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
     steps = [row["step"] for row in summary["steps"]]
     means = np.array([row["mean_return"] for row in summary["steps"]])
     errors = np.array([row["stderr"] for row in summary["steps"]])
-    figure, axes = plt.subplots(figsize=(5, 3.5))
-    axes.plot(steps, means, marker="o", label="metarl")
-    axes.fill_between(steps, means - errors, means + errors, alpha=0.25)
-    if reference is not None:
-        axes.plot(steps[: len(reference)], reference[: len(steps)], ls="--", marker="x", label="paper (MAML)")
-    axes.set_xlabel(step_label)
-    axes.set_ylabel("mean return (held-out tasks)")
-    axes.set_xticks(steps)
-    axes.set_title(title, fontsize=9)
-    axes.legend()
-    axes.grid(alpha=0.3)
-    figure.tight_layout()
-    figure.savefig(path, dpi=120)
-    plt.close(figure)
+
+    def draw(axes) -> None:
+        axes.plot(steps, means, marker="o", label="metarl")
+        axes.fill_between(steps, means - errors, means + errors, alpha=0.25)
+        if reference is not None:
+            axes.plot(
+                steps[: len(reference)], reference[: len(steps)], ls="--", marker="x", label="paper (MAML)"
+            )
+        axes.set_xticks(steps)
+
+    _save_plot(draw, path, title, step_label, "mean return (held-out tasks)")
 
 
 def plot_training(progress_csv: Path, path: Path, title: str, post_label: str = "after adaptation") -> None:
     """Pre- and post-adaptation return against environment steps (from progress.csv), as PNG."""
     import csv
 
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
     with open(progress_csv, newline="") as handle:
         rows = list(csv.DictReader(handle))
     steps = [float(row["charts/env_steps"]) for row in rows]
-    figure, axes = plt.subplots(figsize=(5, 3.5))
-    for key, label in (
-        ("meta/return_pre_adapt", "before adaptation"),
-        ("meta/return_post_adapt", "after 1 step"),
-    ):
-        axes.plot(steps, [float(row[key]) for row in rows], label=label)
-    axes.set_xlabel("environment steps")
-    axes.set_ylabel("mean return (training tasks)")
-    axes.set_title(title, fontsize=9)
-    axes.legend()
-    axes.grid(alpha=0.3)
-    figure.tight_layout()
-    figure.savefig(path, dpi=120)
-    plt.close(figure)
+
+    def draw(axes) -> None:
+        for key, label in (
+            ("meta/return_pre_adapt", "before adaptation"),
+            ("meta/return_post_adapt", post_label),
+        ):
+            axes.plot(steps, [float(row[key]) for row in rows], label=label)
+
+    _save_plot(draw, path, title, "environment steps", "mean return (training tasks)")
