@@ -1,10 +1,14 @@
-"""Sampler throughput: env-steps/s of each backend on one meta-batch, measured in one run.
+"""Sampler throughput against the physics limit, measured in one run.
 
-    python benchmarks/sampling.py                         # 2D navigation, paper meta-batch
-    python benchmarks/sampling.py --env metarl/Navigation2D-v0 --tasks 20 --episodes 20
+    python benchmarks/sampling.py                                   # HalfCheetahVel, AntVel, Navigation2D
+    python benchmarks/sampling.py --env metarl/HalfCheetahVel-v0 --tasks 8 --episodes 4
 
-Prints env-steps/s (policy in the loop, whole episodes) for the in-process backend and the
-process backend with 1..N workers, and each one's ratio to the in-process figure.
+For each task family:
+  (a) raw physics steps/s on one core: ``mujoco.mj_step`` at the env's frame skip in a bare
+      loop (MuJoCo families only);
+  (b) our sampler's env-steps/s with the policy in the loop (whole episodes, one batched
+      forward per step): in-process, and the process backend with 1..N workers;
+  (c) b / a per worker; (d) scaling of the process backend from 1 to N workers.
 """
 
 from __future__ import annotations
@@ -15,6 +19,8 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
+
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from metarl import seeding  # noqa: E402
@@ -23,7 +29,24 @@ from metarl.sampling import Sampler  # noqa: E402
 from metarl.tasks import family_of, sample_train_tasks  # noqa: E402
 
 
-def measure(sampler: Sampler, tasks, params, episodes: int, repeats: int) -> float:
+def raw_physics_rate(env_id: str, steps: int) -> float | None:
+    """mj_step calls per second at the env's frame skip, random controls, bare loop."""
+    import mujoco
+
+    family = family_of(env_id)
+    if not hasattr(family, "model"):
+        return None
+    model, data, frame_skip = family.model, family.data, family.frame_skip
+    controls = np.random.default_rng(0).uniform(-1, 1, (steps, model.nu))
+    mujoco.mj_resetData(model, data)
+    start = time.perf_counter()
+    for control in controls:
+        data.ctrl[:] = control
+        mujoco.mj_step(model, data, nstep=frame_skip)
+    return steps / (time.perf_counter() - start)
+
+
+def sampler_rate(sampler: Sampler, tasks, params, episodes: int, repeats: int) -> float:
     """Median env-steps/s over `repeats` sample calls (after one warm-up call)."""
     sampler.sample(tasks, params, episodes, seeding.seed_sequence(0, seeding.SAMPLING, 0))
     rates = []
@@ -36,39 +59,49 @@ def measure(sampler: Sampler, tasks, params, episodes: int, repeats: int) -> flo
     return sorted(rates)[len(rates) // 2]
 
 
+def benchmark(env_id: str, tasks_n: int, episodes: int, horizon: int, repeats: int, max_workers: int) -> None:
+    family = family_of(env_id)
+    policy = make_policy(family.observation_space, family.action_space, [100, 100], "relu", 1.0)
+    tasks = sample_train_tasks(family, tasks_n, seed=0, iteration=0)
+    params = detach_params(stack_params(policy.params(), tasks_n))
+    raw = raw_physics_rate(env_id, 20000 if "Cheetah" in env_id else 4000)
+    rows = []
+    with Sampler(env_id, {}, policy.spec(), horizon, backend="local") as sampler:
+        rows.append(("local", 1, sampler_rate(sampler, tasks, params, episodes, repeats)))
+    for workers in range(1, max_workers + 1):
+        with Sampler(env_id, {}, policy.spec(), horizon, backend="processes", num_workers=workers) as sampler:
+            rows.append(("processes", workers, sampler_rate(sampler, tasks, params, episodes, repeats)))
+    one_worker = rows[1][2]
+    print(f"\n{env_id}: {tasks_n} tasks x {episodes} episodes x horizon {horizon}, policy 100x100 relu")
+    if raw is not None:
+        print(f"(a) raw physics: {raw:,.0f} mj_step(frame_skip) per second on one core")
+    header = ("backend", "workers", "env-steps/s", "(c) per worker / raw", "(d) vs 1 worker")
+    print(" | ".join(f"{name:>{width}}" for name, width in zip(header, (10, 7, 11, 20, 15))))
+    print("-" * 78)
+    for backend, workers, rate in rows:
+        per_core = f"{rate / workers / raw:.2f}" if raw else "-"
+        scaling = f"{rate / one_worker:.2f}x" if backend == "processes" else "-"
+        print(f"{backend:>10} | {workers:>7d} | {rate:>11,.0f} | {per_core:>20} | {scaling:>15}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("--env", default="metarl/Navigation2D-v0")
-    parser.add_argument("--tasks", type=int, default=20)
-    parser.add_argument("--episodes", type=int, default=20)
-    parser.add_argument("--horizon", type=int, default=100)
-    parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--env", action="append", help="task family (repeatable)")
+    parser.add_argument("--tasks", type=int, default=10)
+    parser.add_argument("--episodes", type=int, default=4)
+    parser.add_argument("--horizon", type=int, default=200)
+    parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--max-workers", type=int, default=os.cpu_count() or 1)
     args = parser.parse_args()
-
-    family = family_of(args.env)
-    policy = make_policy(family.observation_space, family.action_space, [64, 64], "relu", 1.0)
-    tasks = sample_train_tasks(family, args.tasks, seed=0, iteration=0)
-    params = detach_params(stack_params(policy.params(), args.tasks))
-    print(
-        f"{args.env}: {args.tasks} tasks x {args.episodes} episodes x horizon {args.horizon}, "
-        f"policy 64x64 relu, {os.cpu_count()} cores"
-    )
-    rows = []
-    with Sampler(args.env, {}, policy.spec(), args.horizon, backend="local") as sampler:
-        rows.append(("local", 1, measure(sampler, tasks, params, args.episodes, args.repeats)))
-    for workers in range(1, args.max_workers + 1):
-        with Sampler(
-            args.env, {}, policy.spec(), args.horizon, backend="processes", num_workers=workers
-        ) as sampler:
-            rows.append(("processes", workers, measure(sampler, tasks, params, args.episodes, args.repeats)))
-    baseline = rows[0][2]
-    print(f"{'backend':>10} | {'workers':>7} | {'env-steps/s':>12} | {'vs local':>8}")
-    print("-" * 48)
-    for backend, workers, rate in rows:
-        print(f"{backend:>10} | {workers:>7d} | {rate:>12,.0f} | {rate / baseline:>7.2f}x")
+    env_ids = args.env or ["metarl/HalfCheetahVel-v0", "metarl/AntVel-v0", "metarl/Navigation2D-v0"]
+    print(f"{os.cpu_count()} cores")
+    for env_id in env_ids:
+        horizon = 100 if "Navigation" in env_id else args.horizon
+        episodes = 20 if "Navigation" in env_id else args.episodes
+        tasks_n = 20 if "Navigation" in env_id else args.tasks
+        benchmark(env_id, tasks_n, episodes, horizon, args.repeats, args.max_workers)
 
 
 if __name__ == "__main__":
