@@ -137,3 +137,30 @@ def test_horizon_beyond_the_registered_limit_is_honoured():
     with Sampler(ENV_ID, {}, policy.spec(), 150, backend="local") as sampler:
         episodes = sampler.sample(tasks[1:], params, 2, seeding.seed_sequence(0, 3))
     assert episodes.horizon == 150 and torch.all(episodes.lengths == 150)
+
+
+def test_backends_agree_on_a_mujoco_family_with_early_terminations():
+    from metarl.policies import make_policy
+    from metarl.tasks import family_of
+
+    family = family_of("metarl/AntVel-v0")
+    policy = make_policy(
+        family.observation_space,
+        family.action_space,
+        [16, 16],
+        "relu",
+        1.0,
+        generator=torch.Generator().manual_seed(0),
+    )
+    tasks = family.sample_tasks(3, np.random.default_rng(0))
+    params = detach_params(stack_params(policy.params(), 3))
+    stream = seeding.seed_sequence(5, seeding.SAMPLING, 0)
+    with Sampler("metarl/AntVel-v0", {}, policy.spec(), 60, backend="local") as local:
+        expected = local.sample(tasks, params, 3, stream)
+    with Sampler("metarl/AntVel-v0", {}, policy.spec(), 60, backend="processes", num_workers=2) as processes:
+        got = processes.sample(tasks, params, 3, stream)
+    for field in FIELDS:
+        assert torch.equal(getattr(expected, field), getattr(got, field)), field
+    assert expected.terminated.any()  # the ant falls over in some episodes: padding is exercised
+    lengths = expected.lengths
+    assert torch.all(expected.mask.sum(-1) == lengths) and lengths.min() < 60
