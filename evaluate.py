@@ -18,7 +18,7 @@ from pathlib import Path
 
 from agents import build
 from metarl import evaluation
-from metarl.checkpoint import CheckpointError, load_checkpoint
+from metarl.checkpoint import CheckpointError, load_checkpoint, run_dir_of
 from metarl.config import ConfigError, config_from_dict
 from metarl.tasks import sample_test_tasks
 
@@ -60,7 +60,7 @@ def main(argv: list[str] | None = None) -> int:
     num_tasks = args.tasks or config.eval_tasks
     num_steps = config.eval_steps if args.steps is None else args.steps
     inner_lrs = [float(x) for x in args.inner_lrs.split(",")] if args.inner_lrs else config.eval_inner_lrs
-    run_dir = Path(args.run) if Path(args.run).is_dir() else Path(args.run).parent.parent
+    run_dir = run_dir_of(Path(args.run))
     out_dir = Path(args.out) if args.out else run_dir
     out_dir.mkdir(parents=True, exist_ok=True)
 

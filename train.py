@@ -19,7 +19,7 @@ from pathlib import Path
 from tqdm import tqdm
 
 from agents import build
-from metarl.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
+from metarl.checkpoint import CheckpointError, load_checkpoint, run_dir_of, save_checkpoint
 from metarl.config import (
     ConfigError,
     TrainConfig,
@@ -132,8 +132,7 @@ def main(argv: list[str] | None = None) -> int:
                     f"the run already has {state['iteration']} of meta_iterations={config.meta_iterations}; "
                     f"pass meta_iterations=N with N > {state['iteration']} to extend it"
                 )
-            resume_path = Path(args.resume)
-            run_dir = resume_path.parent.parent if resume_path.is_file() else resume_path
+            run_dir = run_dir_of(Path(args.resume))
         else:
             config = load_config(args.config, args.overrides)
             state = None

@@ -45,6 +45,12 @@ def latest_checkpoint(directory: Path) -> Path:
     return found[-1][1]
 
 
+def run_dir_of(path: Path) -> Path:
+    """The run directory of `path`: a run directory itself, or ``<run>/checkpoints/<file>.pt``."""
+    path = Path(path)
+    return path.parent.parent if path.is_file() else path
+
+
 def load_checkpoint(path: Path) -> dict[str, Any]:
     """Load and check a checkpoint; raise `CheckpointError` saying what is wrong."""
     path = Path(path)
