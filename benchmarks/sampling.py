@@ -89,8 +89,8 @@ def main() -> None:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--env", action="append", help="task family (repeatable)")
-    parser.add_argument("--tasks", type=int, default=10)
-    parser.add_argument("--episodes", type=int, default=4)
+    parser.add_argument("--tasks", type=int, default=20)
+    parser.add_argument("--episodes", type=int, default=10)
     parser.add_argument("--horizon", type=int, default=200)
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--max-workers", type=int, default=os.cpu_count() or 1)

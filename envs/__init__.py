@@ -19,5 +19,6 @@ for _name in ("HalfCheetahVel", "HalfCheetahDir", "AntVel", "AntDir", "AntGoal")
     _register(
         f"metarl/{_name}-v0",
         entry_point=f"envs.locomotion:{_name}Env",
+        vector_entry_point=f"envs.locomotion:{_name}VectorEnv",
         max_episode_steps=200,
     )

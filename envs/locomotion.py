@@ -29,9 +29,12 @@ from __future__ import annotations
 
 from typing import Any
 
+import mujoco
 import numpy as np
 from gymnasium.envs.mujoco.ant_v5 import AntEnv
 from gymnasium.envs.mujoco.half_cheetah_v5 import HalfCheetahEnv
+from gymnasium.vector import AutoresetMode, VectorEnv
+from gymnasium.vector.utils import batch_space
 
 from metarl.tasks import Task, check_task_json
 
@@ -68,11 +71,6 @@ class _TaskFamilyMixin:
         obs, info = super().reset(seed=seed, options=options)  # type: ignore[misc]
         info["task"] = self.task
         return obs, info
-
-    def step(self, action):
-        obs, reward, terminated, truncated, info = super().step(action)  # type: ignore[misc]
-        info["task"] = self.task
-        return obs, reward, terminated, truncated, info
 
 
 def _velocity_task(task: Task) -> Task:
@@ -113,8 +111,13 @@ class _VelocityTasks:
     def sample_tasks(cls, n: int, rng: np.random.Generator) -> list[Task]:
         return [{"velocity": float(v)} for v in rng.uniform(*cls.VELOCITY_RANGE, size=n)]
 
-    def _task_reward(self, x_velocity: float) -> tuple[str, float]:
-        return "reward_forward", -abs(x_velocity - self._task["velocity"])
+    def task_vector(self, task: Task) -> np.ndarray:
+        return np.array([task["velocity"]], np.float64)
+
+    def _task_reward(
+        self, velocity_xy: np.ndarray, qpos: np.ndarray, task_vectors: np.ndarray
+    ) -> tuple[str, np.ndarray]:
+        return "reward_forward", -np.abs(velocity_xy[:, 0] - task_vectors[:, 0])
 
 
 class _DirectionTasks:
@@ -132,32 +135,147 @@ class _DirectionTasks:
     def sample_tasks(cls, n: int, rng: np.random.Generator) -> list[Task]:
         return [{"direction": int(d)} for d in rng.choice([-1, 1], size=n)]
 
-    def _task_reward(self, x_velocity: float) -> tuple[str, float]:
-        return "reward_forward", self._task["direction"] * x_velocity
+    def task_vector(self, task: Task) -> np.ndarray:
+        return np.array([task["direction"]], np.float64)
+
+    def _task_reward(
+        self, velocity_xy: np.ndarray, qpos: np.ndarray, task_vectors: np.ndarray
+    ) -> tuple[str, np.ndarray]:
+        return "reward_forward", task_vectors[:, 0] * velocity_xy[:, 0]
 
 
-class _HalfCheetahFamily(_TaskFamilyMixin, HalfCheetahEnv):
+class _LocomotionFamily(_TaskFamilyMixin):
+    """The step of every locomotion family, written once for a batch of simulations.
+
+    `outcome` turns the simulator state of N simulations after a step into observations,
+    rewards, terminations and reward terms, all as arrays [N, ...]. The single env's `step`
+    calls it with N = 1; `LocomotionVectorEnv` calls it with all its stepped sub-envs.
+    """
+
+    model: mujoco.MjModel
+    data: mujoco.MjData
+    frame_skip: int
+    _reset_noise_scale: float
+    _ctrl_cost_weight: float
+    READS_CONTACT_FORCES = False  # whether `outcome` needs cfrc_ext (mj_rnePostConstraint)
+
+    # ---- per family -----------------------------------------------------------------------
+    def root_position(self, data: mujoco.MjData) -> np.ndarray:
+        """A view [d] of the position whose change over a step defines the velocity (m):
+        x (d = 1) or x-y (d = 2)."""
+        raise NotImplementedError
+
+    def task_vector(self, task: Task) -> np.ndarray:
+        """The task as a float vector [k], for batched rewards."""
+        raise NotImplementedError
+
+    def _task_reward(
+        self, velocity_xy: np.ndarray, qpos: np.ndarray, task_vectors: np.ndarray
+    ) -> tuple[str, np.ndarray]:
+        """(info name, task reward [N]) from velocity [N, 2] (m/s), qpos [N, nq], tasks [N, k]."""
+        raise NotImplementedError
+
+    def observe(self, qpos: np.ndarray, qvel: np.ndarray, cfrc_ext: np.ndarray | None) -> np.ndarray:
+        """Observations [N, obs_dim] from qpos [N, nq], qvel [N, nv], cfrc_ext [N, nbody, 6]."""
+        raise NotImplementedError
+
+    def _healthy_and_costs(
+        self, qpos: np.ndarray, qvel: np.ndarray, cfrc_ext: np.ndarray | None, actions: np.ndarray
+    ) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+        """(terminated [N], the reward terms other than the task's, each [N])."""
+        raise NotImplementedError
+
+    # ---- shared ---------------------------------------------------------------------------
+    def initial_state(self, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+        """v5's reset distribution: qpos + U(-s, s), qvel + s N(0, 1), s the reset noise scale."""
+        scale = self._reset_noise_scale
+        qpos = self.init_qpos + rng.uniform(low=-scale, high=scale, size=self.model.nq)
+        qvel = self.init_qvel + scale * rng.standard_normal(self.model.nv)
+        return qpos, qvel
+
+    def outcome(
+        self,
+        xy_before: np.ndarray,
+        xy_after: np.ndarray,
+        qpos: np.ndarray,
+        qvel: np.ndarray,
+        cfrc_ext: np.ndarray | None,
+        actions: np.ndarray,
+        task_vectors: np.ndarray,
+    ) -> tuple[np.ndarray, np.ndarray, dict[str, np.ndarray]]:
+        """(reward [N], terminated [N], info arrays [N]) of N simulations after one step.
+
+        xy_before/xy_after: [N, d] `root_position` around the step; actions: [N, nu] as applied.
+        """
+        velocity_xy = (xy_after - xy_before) / self.dt
+        name, task_reward = self._task_reward(velocity_xy, qpos, task_vectors)
+        terminated, terms = self._healthy_and_costs(qpos, qvel, cfrc_ext, actions)
+        terms = {name: task_reward, **terms}
+        reward = sum(terms.values())
+        info = {"x_position": qpos[:, 0], "x_velocity": velocity_xy[:, 0], **terms}
+        return reward, terminated, info
+
+    def reset_model(self) -> np.ndarray:
+        self.set_state(*self.initial_state(self.np_random))
+        return self._get_obs()
+
+    def _contact_forces(self) -> np.ndarray | None:
+        return self.data.cfrc_ext[None] if self.READS_CONTACT_FORCES else None
+
+    def _get_obs(self) -> np.ndarray:
+        return self.observe(self.data.qpos[None], self.data.qvel[None], self._contact_forces())[0]
+
+    def step(self, action: np.ndarray):
+        xy_before = self.root_position(self.data).copy()
+        self.do_simulation(action, self.frame_skip)
+        qpos, qvel, cfrc_ext = self.data.qpos[None], self.data.qvel[None], self._contact_forces()
+        reward, terminated, info = self.outcome(
+            xy_before[None],
+            self.root_position(self.data)[None],
+            qpos,
+            qvel,
+            cfrc_ext,
+            np.asarray(action)[None],
+            self.task_vector(self._task)[None],
+        )
+        info = {name: float(value[0]) for name, value in info.items()}
+        info["task"] = self.task
+        if self.render_mode == "human":
+            self.render()
+        return self.observe(qpos, qvel, cfrc_ext)[0], float(reward[0]), bool(terminated[0]), False, info
+
+    def _control_cost(self, actions: np.ndarray) -> np.ndarray:
+        return self._ctrl_cost_weight * np.sum(np.square(actions), axis=1)
+
+
+class _HalfCheetahFamily(_LocomotionFamily, HalfCheetahEnv):
     """HalfCheetah with the paper's control cost 0.05 |a|^2: reward = task term - control cost."""
 
     def __init__(self, task: Task | None = None, ctrl_cost_weight: float = 0.05, **kwargs: Any) -> None:
         super().__init__(ctrl_cost_weight=ctrl_cost_weight, **kwargs)
         self._init_task(task)
 
-    def _task_reward(self, x_velocity: float) -> tuple[str, float]:
-        raise NotImplementedError
+    def root_position(self, data: mujoco.MjData) -> np.ndarray:
+        return data.qpos[:1]  # the rootx slider joint
 
-    def _get_rew(self, x_velocity: float, action: np.ndarray) -> tuple[float, dict[str, float]]:
-        name, task_reward = self._task_reward(x_velocity)
-        ctrl_cost = self.control_cost(action)
-        return task_reward - ctrl_cost, {name: task_reward, "reward_ctrl": -ctrl_cost}
+    def observe(self, qpos: np.ndarray, qvel: np.ndarray, cfrc_ext: np.ndarray | None) -> np.ndarray:
+        position = qpos[:, 1:] if self._exclude_current_positions_from_observation else qpos
+        return np.concatenate((position, qvel), axis=1)
+
+    def _healthy_and_costs(
+        self, qpos: np.ndarray, qvel: np.ndarray, cfrc_ext: np.ndarray | None, actions: np.ndarray
+    ) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+        return np.zeros(len(qpos), bool), {"reward_ctrl": -self._control_cost(actions)}
 
 
-class _AntFamily(_TaskFamilyMixin, AntEnv):
+class _AntFamily(_LocomotionFamily, AntEnv):
     """Ant with the paper's cost weights: control 0.005 |a|^2, contact 0.0005 |clip(cfrc_ext)|^2.
 
     reward = task term + healthy_reward (while healthy) - control cost - contact cost;
     terminated when the torso leaves v5's healthy z range.
     """
+
+    READS_CONTACT_FORCES = True
 
     def __init__(
         self,
@@ -173,22 +291,58 @@ class _AntFamily(_TaskFamilyMixin, AntEnv):
             healthy_reward=healthy_reward,
             **kwargs,
         )
+        self._root_body = self.data.body(self._main_body).id
         self._init_task(task)
 
-    def _task_reward(self, x_velocity: float) -> tuple[str, float]:
-        raise NotImplementedError
+    def root_position(self, data: mujoco.MjData) -> np.ndarray:
+        return data.xpos[self._root_body, :2]  # the torso body's position (v5's main body)
 
-    def _get_rew(self, x_velocity: float, action: np.ndarray) -> tuple[float, dict[str, float]]:
-        name, task_reward = self._task_reward(x_velocity)
-        healthy_reward = self.healthy_reward
-        ctrl_cost, contact_cost = self.control_cost(action), self.contact_cost
-        reward = task_reward + healthy_reward - ctrl_cost - contact_cost
-        return reward, {
-            name: task_reward,
-            "reward_ctrl": -ctrl_cost,
+    def _clipped_contact_forces(self, cfrc_ext: np.ndarray) -> np.ndarray:
+        return np.clip(cfrc_ext, *self._contact_force_range)
+
+    def observe(self, qpos: np.ndarray, qvel: np.ndarray, cfrc_ext: np.ndarray | None) -> np.ndarray:
+        position = qpos[:, 2:] if self._exclude_current_positions_from_observation else qpos
+        parts = [position, qvel]
+        if self._include_cfrc_ext_in_observation:
+            forces = self._clipped_contact_forces(cfrc_ext[:, 1:])  # without the world body
+            parts.append(forces.reshape(len(qpos), -1))
+        return np.concatenate(parts, axis=1)
+
+    def _healthy_and_costs(
+        self, qpos: np.ndarray, qvel: np.ndarray, cfrc_ext: np.ndarray | None, actions: np.ndarray
+    ) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+        min_z, max_z = self._healthy_z_range
+        finite = np.isfinite(qpos).all(axis=1) & np.isfinite(qvel).all(axis=1)
+        healthy = finite & (min_z <= qpos[:, 2]) & (qpos[:, 2] <= max_z)
+        forces = self._clipped_contact_forces(cfrc_ext)
+        contact_cost = self._contact_cost_weight * np.square(forces).reshape(len(qpos), -1).sum(axis=1)
+        terminated = ~healthy if self._terminate_when_unhealthy else np.zeros(len(qpos), bool)
+        return terminated, {
+            "reward_ctrl": -self._control_cost(actions),
             "reward_contact": -contact_cost,
-            "reward_survive": healthy_reward,
+            "reward_survive": healthy * self._healthy_reward,
         }
+
+    def outcome(
+        self,
+        xy_before: np.ndarray,
+        xy_after: np.ndarray,
+        qpos: np.ndarray,
+        qvel: np.ndarray,
+        cfrc_ext: np.ndarray | None,
+        actions: np.ndarray,
+        task_vectors: np.ndarray,
+    ) -> tuple[np.ndarray, np.ndarray, dict[str, np.ndarray]]:
+        reward, terminated, info = super().outcome(
+            xy_before, xy_after, qpos, qvel, cfrc_ext, actions, task_vectors
+        )
+        velocity_xy = (xy_after - xy_before) / self.dt
+        info.update(
+            y_position=qpos[:, 1],
+            y_velocity=velocity_xy[:, 1],
+            distance_from_origin=np.linalg.norm(qpos[:, :2], axis=1),
+        )
+        return reward, terminated, info
 
 
 class HalfCheetahVelEnv(_VelocityTasks, _HalfCheetahFamily):
@@ -262,6 +416,192 @@ class AntGoalEnv(_AntFamily):
     def sample_tasks(cls, n: int, rng: np.random.Generator) -> list[Task]:
         return [{"goal": [float(x), float(y)]} for x, y in rng.uniform(*cls.GOAL_RANGE, size=(n, 2))]
 
-    def _task_reward(self, x_velocity: float) -> tuple[str, float]:
-        xy = self.data.qpos[:2]  # the torso's position after the step (= info x/y_position)
-        return "reward_goal", -float(np.abs(xy - np.asarray(self._task["goal"])).sum()) + self.GOAL_BONUS
+    def task_vector(self, task: Task) -> np.ndarray:
+        return np.asarray(task["goal"], np.float64)
+
+    def _task_reward(
+        self, velocity_xy: np.ndarray, qpos: np.ndarray, task_vectors: np.ndarray
+    ) -> tuple[str, np.ndarray]:
+        # the torso's position after the step (= info x/y_position)
+        return "reward_goal", -np.abs(qpos[:, :2] - task_vectors).sum(axis=1) + self.GOAL_BONUS
+
+
+class LocomotionVectorEnv(VectorEnv):
+    """`num_envs` simulations of one locomotion family, stepped without per-env Python.
+
+    One family env holds the model and the reward code; every sub-env is a bare
+    ``MjData`` on that model. A step writes the controls, calls ``mj_step`` (and
+    ``mj_rnePostConstraint`` where contact forces are read) for each sub-env, then computes
+    all observations and rewards at once with the family's `outcome`: the same code, and the
+    same numbers, as the single env's step. Resets use the family's `initial_state` with a
+    generator per sub-env seeded like gymnasium's (``reset(seed=[s0, s1, ...])``).
+
+    Autoreset follows gymnasium's NEXT_STEP mode; a sub-env keeps its task across resets
+    (``set_attr("task", [t0, t1, ...])``). `step_slots` steps only the given sub-envs, with
+    no time limit or autoreset: the samplers use it to spend no physics on finished episodes.
+    """
+
+    family: type[_LocomotionFamily]
+    metadata = {"render_modes": [], "autoreset_mode": AutoresetMode.NEXT_STEP}
+
+    def __init__(self, num_envs: int, max_episode_steps: int = 200, **env_kwargs: Any) -> None:
+        self.num_envs = num_envs
+        self.max_episode_steps = max_episode_steps
+        self.template = self.family(**env_kwargs)
+        self.single_observation_space = self.template.observation_space
+        self.single_action_space = self.template.action_space
+        self.observation_space = batch_space(self.single_observation_space, num_envs)
+        self.action_space = batch_space(self.single_action_space, num_envs)
+        model = self.template.model
+        self._datas = [mujoco.MjData(model) for _ in range(num_envs)]
+        # numpy views into each MjData, made once (making a view costs more than copying it)
+        self._ctrl = [data.ctrl for data in self._datas]
+        self._qpos = [data.qpos for data in self._datas]
+        self._qvel = [data.qvel for data in self._datas]
+        self._cfrc_ext = [data.cfrc_ext for data in self._datas]
+        self._root = [self.template.root_position(data) for data in self._datas]
+        self._root_before = np.stack(self._root)  # [num_envs, d] root position before the next step
+        self._rngs = [np.random.default_rng() for _ in range(num_envs)]
+        self._tasks = [self.template.task for _ in range(num_envs)]
+        self._task_vectors = np.stack([self.template.task_vector(t) for t in self._tasks])
+        self._elapsed = np.zeros(num_envs, dtype=np.int64)
+        self._needs_reset = np.zeros(num_envs, dtype=bool)
+        self._last_obs = np.zeros((num_envs, *self.single_observation_space.shape))
+
+    @property
+    def task(self) -> list[Task]:
+        """The task of each sub-env (a list; set with ``set_attr("task", ...)``)."""
+        return [dict(t) for t in self._tasks]
+
+    def set_attr(self, name: str, values: Any) -> None:
+        if name != "task":
+            raise AttributeError(f"{type(self).__name__} can only set 'task', not {name!r}")
+        if not isinstance(values, (list, tuple)):
+            values = [values] * self.num_envs
+        if len(values) != self.num_envs:
+            raise ValueError(f"expected {self.num_envs} tasks, got {len(values)}")
+        tasks = [self.template._validated(check_task_json(task)) for task in values]
+        self._tasks = tasks
+        self._task_vectors = np.stack([self.template.task_vector(t) for t in tasks])
+
+    def get_attr(self, name: str) -> tuple[Any, ...]:
+        if name != "task":
+            raise AttributeError(f"{type(self).__name__} has no attribute {name!r} to get")
+        return tuple(self.task)
+
+    def _reset_slot(self, slot: int, seed: int | None) -> None:
+        if seed is not None:
+            self._rngs[slot] = np.random.default_rng(seed)  # = gymnasium's seeding.np_random
+        model, data = self.template.model, self._datas[slot]
+        mujoco.mj_resetData(model, data)
+        data.qpos[:], data.qvel[:] = self.template.initial_state(self._rngs[slot])
+        mujoco.mj_forward(model, data)
+        self._root_before[slot] = self._root[slot]
+        self._elapsed[slot] = 0
+        self._needs_reset[slot] = False
+
+    @staticmethod
+    def _gather(views: list[np.ndarray], slots: list[int]) -> np.ndarray:
+        """[len(slots), *view shape]: copies of the views of `slots` (concatenate is the fastest)."""
+        return np.concatenate([views[slot] for slot in slots]).reshape(len(slots), *views[0].shape)
+
+    def _observe(self, slots: np.ndarray) -> np.ndarray:
+        slots = slots.tolist()
+        contact = self.template.READS_CONTACT_FORCES
+        cfrc_ext = self._gather(self._cfrc_ext, slots) if contact else None
+        return self.template.observe(
+            self._gather(self._qpos, slots), self._gather(self._qvel, slots), cfrc_ext
+        )
+
+    def reset(
+        self, *, seed: int | list[int | None] | None = None, options: dict[str, Any] | None = None
+    ) -> tuple[np.ndarray, dict[str, Any]]:
+        """Reset the sub-envs (those where ``options["reset_mask"]`` is True, default all).
+
+        seed: one int (sub-env i gets seed + i), a list of per-sub-env seeds, or None
+        (continue each sub-env's generator). ``options["task"]``: a task or a list of them.
+        """
+        options = options or {}
+        if "task" in options:
+            self.set_attr("task", options["task"])
+        if seed is None or isinstance(seed, int):
+            seeds = [None if seed is None else seed + i for i in range(self.num_envs)]
+        else:
+            seeds = list(seed)
+            if len(seeds) != self.num_envs:
+                raise ValueError(f"expected {self.num_envs} seeds, got {len(seeds)}")
+        slots = np.flatnonzero(np.asarray(options.get("reset_mask", np.ones(self.num_envs, bool)), bool))
+        for slot in slots:
+            self._reset_slot(int(slot), seeds[slot])
+        self._last_obs[slots] = self._observe(slots)
+        return self._last_obs.copy(), {"task": self.task}
+
+    def step_slots(
+        self, actions: np.ndarray, slots: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray, dict[str, np.ndarray]]:
+        """Step the sub-envs `slots` [k] with actions [k, nu] in the env's units.
+
+        Returns (observations [k, obs_dim], rewards [k], terminated [k], info arrays [k]).
+        """
+        template = self.template
+        model, frame_skip, contact = template.model, template.frame_skip, template.READS_CONTACT_FORCES
+        actions = np.asarray(actions)
+        if actions.shape != (len(slots), model.nu):
+            raise ValueError(f"expected actions of shape {(len(slots), model.nu)}, got {actions.shape}")
+        slot_list = np.asarray(slots).tolist()
+        datas, ctrl, step, rne = self._datas, self._ctrl, mujoco.mj_step, mujoco.mj_rnePostConstraint
+        for slot, action in zip(slot_list, actions):  # the only per-sub-env Python
+            ctrl[slot][:] = action
+            step(model, datas[slot], frame_skip)
+            if contact:
+                rne(model, datas[slot])
+        qpos, qvel = self._gather(self._qpos, slot_list), self._gather(self._qvel, slot_list)
+        cfrc_ext = self._gather(self._cfrc_ext, slot_list) if contact else None
+        xy_before, xy_after = self._root_before[slots], self._gather(self._root, slot_list)
+        self._root_before[slots] = xy_after
+        rewards, terminated, info = template.outcome(
+            xy_before, xy_after, qpos, qvel, cfrc_ext, actions, self._task_vectors[slots]
+        )
+        return template.observe(qpos, qvel, cfrc_ext), rewards, terminated, info
+
+    def step(
+        self, actions: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, dict[str, Any]]:
+        actions = np.asarray(actions).reshape(self.num_envs, -1)
+        all_slots = np.arange(self.num_envs)
+        observations, rewards, terminated, info = self.step_slots(actions, all_slots)
+        self._elapsed += 1
+        truncated = (self._elapsed >= self.max_episode_steps) & ~terminated
+        # NEXT_STEP autoreset: sub-envs that ended on the previous step reset now.
+        resetting = np.flatnonzero(self._needs_reset)
+        for slot in resetting:
+            self._reset_slot(int(slot), None)
+        if len(resetting):
+            observations[resetting] = self._observe(resetting)
+            rewards[resetting] = 0.0
+            terminated[resetting] = False
+            truncated[resetting] = False
+        self._needs_reset = terminated | truncated
+        self._last_obs = observations
+        info["task"] = self.task
+        return observations.copy(), rewards, terminated, truncated, info
+
+
+class HalfCheetahVelVectorEnv(LocomotionVectorEnv):
+    family = HalfCheetahVelEnv
+
+
+class HalfCheetahDirVectorEnv(LocomotionVectorEnv):
+    family = HalfCheetahDirEnv
+
+
+class AntVelVectorEnv(LocomotionVectorEnv):
+    family = AntVelEnv
+
+
+class AntDirVectorEnv(LocomotionVectorEnv):
+    family = AntDirEnv
+
+
+class AntGoalVectorEnv(LocomotionVectorEnv):
+    family = AntGoalEnv

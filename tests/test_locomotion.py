@@ -195,3 +195,30 @@ def test_ant_terminates_when_unhealthy_without_the_survive_bonus(name):
         name, task, before, _root_xy(env), base.dt, action, base.data.cfrc_ext, 0.0, base.data.qpos[:2]
     )
     assert reward == pytest.approx(expected, rel=1e-6, abs=1e-6)
+
+
+@pytest.mark.parametrize("name", FAMILIES)
+def test_fast_vector_env_equals_single_envs_and_steps_only_given_slots(name):
+    """The registered vector env (bare MjData per sub-env, batched rewards) reproduces
+    independent single envs exactly, and `step_slots` leaves the other sub-envs alone."""
+    num_envs, seeds = 3, [11, 12, 13]
+    vector = gym.make_vec(f"metarl/{name}-v0", num_envs=num_envs, vectorization_mode="vector_entry_point")
+    singles = [gym.make(f"metarl/{name}-v0") for _ in range(num_envs)]
+    tasks = singles[0].unwrapped.sample_tasks(num_envs, np.random.default_rng(5))
+    vector.set_attr("task", tasks)
+    obs, _ = vector.reset(seed=seeds)
+    single_obs = [env.reset(seed=s, options={"task": t})[0] for env, s, t in zip(singles, seeds, tasks)]
+    assert np.array_equal(obs, np.stack(single_obs))
+    rng = np.random.default_rng(6)
+    step_slots = vector.unwrapped.step_slots
+    for t in range(30):
+        actions = rng.uniform(-1, 1, (num_envs, *singles[0].action_space.shape)).astype(np.float32)
+        slots = np.array([0, 2]) if t % 3 == 2 else np.arange(num_envs)  # sub-env 1 sometimes waits
+        obs, rewards, terminated, info = step_slots(actions[slots], slots)
+        for row, slot in enumerate(slots):
+            o, r, term, _, single_info = singles[slot].step(actions[slot])
+            assert np.array_equal(obs[row], o) and rewards[row] == r and terminated[row] == term
+            for key, value in info.items():
+                assert value[row] == single_info[key], key
+    with pytest.raises(ValueError, match="actions of shape"):
+        step_slots(np.zeros((2, 1), np.float32), np.arange(2))

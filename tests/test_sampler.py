@@ -78,7 +78,7 @@ def test_sampler_rejects_params_of_the_wrong_task_count():
 def test_close_leaves_no_process_behind():
     tasks, policy, params = _setup()
     sampler = Sampler(ENV_ID, {}, policy.spec(), 10, backend="processes", num_workers=2)
-    processes = list(sampler._processes)
+    processes = list(sampler._workers._processes)
     sampler.sample(tasks, params, 2, seeding.seed_sequence(0, 3))
     sampler.close()
     sampler.close()  # idempotent
@@ -89,8 +89,8 @@ def test_close_leaves_no_process_behind():
 def test_a_killed_worker_gives_a_clear_error_not_a_hang():
     tasks, policy, params = _setup()
     with Sampler(ENV_ID, {}, policy.spec(), 10, backend="processes", num_workers=2) as sampler:
-        os.kill(sampler._processes[1].pid, signal.SIGKILL)
-        sampler._processes[1].join(5)
+        os.kill(sampler._workers._processes[1].pid, signal.SIGKILL)
+        sampler._workers._processes[1].join(5)
         start = time.monotonic()
         with pytest.raises(SamplerError, match=r"worker 1 .*(died|pipe)"):
             sampler.sample(tasks, params, 2, seeding.seed_sequence(0, 3))

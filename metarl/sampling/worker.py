@@ -1,8 +1,8 @@
 """The rollout worker every sampler backend runs.
 
-A worker owns envs for its share of (task, episode) slots (the family's numpy-batched
-vector env, or one env per slot for MuJoCo families, stepping only running episodes) and a
-copy of the policy. It runs whole episodes, one batched policy forward per step over all its slots,
+A worker owns envs for its share of (task, episode) slots (the family's batched vector
+env, stepping only running episodes where it can; one gymnasium env per slot for other
+ids) and a copy of the policy. It runs whole episodes, one batched policy forward per step over all its slots,
 each slot with the (adapted) parameters of its task. All randomness of a slot (its reset
 seed and its action noise) comes from that slot's own seed, so the episodes do not depend
 on how slots are split among workers.
@@ -10,21 +10,24 @@ on how slots are split among workers.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 import gymnasium as gym
 import numpy as np
 import torch
+from torch.distributions import Normal
 
 from metarl.policies import GaussianMLPPolicy
 from metarl.tasks import Task
 
 
 class BatchedSlots:
-    """All slots in the family's own numpy-batched vector env (``vector_entry_point``).
+    """All slots in the family's own batched vector env (its ``vector_entry_point``).
 
-    Such envs are cheap to step, so every sub-env steps every time; finished slots are
-    ignored by the caller.
+    If the vector env has ``step_slots(actions, slots)`` (the MuJoCo families'
+    `LocomotionVectorEnv`), only slots whose episode is running are stepped; otherwise
+    (cheap numpy envs) every sub-env steps every time and the caller ignores finished ones.
     """
 
     def __init__(self, env_id: str, env_kwargs: dict[str, Any], num_slots: int, horizon: int) -> None:
@@ -35,22 +38,37 @@ class BatchedSlots:
             **{**env_kwargs, "max_episode_steps": horizon},
         )
         self.action_space = self.env.single_action_space
+        self._step_slots = getattr(self.env.unwrapped, "step_slots", None)
+
+    @property
+    def capacity(self) -> int:
+        return self.env.num_envs
 
     def reset(self, tasks: list[Task], seeds: np.ndarray) -> np.ndarray:
-        self.env.set_attr("task", tasks)
-        return self.env.reset(seed=[int(s) for s in seeds])[0]
+        """Start episodes in the first len(tasks) sub-envs: observations [len(tasks), ...]."""
+        num_slots, spare = len(tasks), self.capacity - len(tasks)
+        self.env.set_attr("task", list(tasks) + [tasks[0]] * spare)
+        in_use = np.arange(self.capacity) < num_slots
+        seeds = [int(s) for s in seeds] + [None] * spare
+        return self.env.reset(seed=seeds, options={"reset_mask": in_use})[0][:num_slots]
 
-    def step(self, actions: np.ndarray, active: np.ndarray) -> tuple[np.ndarray, ...]:
-        obs, reward, terminated, truncated, _ = self.env.step(actions)
-        return obs, np.asarray(reward), np.asarray(terminated, bool), np.asarray(truncated, bool)
+    def step(self, actions: np.ndarray, slots: np.ndarray) -> tuple[np.ndarray, ...]:
+        """Step `slots` [k] with actions [k, ...]: (observations, rewards, terminated), each [k, ...]."""
+        if self._step_slots is not None:
+            obs, reward, terminated, _ = self._step_slots(actions, slots)
+            return obs, reward, terminated
+        all_actions = np.zeros((self.env.num_envs, *actions.shape[1:]), actions.dtype)
+        all_actions[slots] = actions
+        obs, reward, terminated, _, _ = self.env.step(all_actions)
+        return obs[slots], np.asarray(reward)[slots], np.asarray(terminated, bool)[slots]
 
     def close(self) -> None:
         self.env.close()
 
 
 class SingleEnvSlots:
-    """One gymnasium env per slot (MuJoCo families); only slots whose episode is running
-    are stepped, so no physics is spent on finished episodes."""
+    """One gymnasium env per slot, for families without a vector entry point; only slots
+    whose episode is running are stepped."""
 
     def __init__(self, env_id: str, env_kwargs: dict[str, Any], num_slots: int, horizon: int) -> None:
         self.envs = [
@@ -59,23 +77,22 @@ class SingleEnvSlots:
         ]
         self.action_space = self.envs[0].action_space
 
+    @property
+    def capacity(self) -> int:
+        return len(self.envs)
+
     def reset(self, tasks: list[Task], seeds: np.ndarray) -> np.ndarray:
+        """Start episodes in the first len(tasks) envs: observations [len(tasks), ...]."""
         observations = []
         for env, task, seed in zip(self.envs, tasks, seeds):
             observations.append(env.reset(seed=int(seed), options={"task": task})[0])
         return np.stack(observations)
 
-    def step(self, actions: np.ndarray, active: np.ndarray) -> tuple[np.ndarray, ...]:
-        num_slots = len(self.envs)
-        obs = np.zeros((num_slots, *self.envs[0].observation_space.shape), np.float64)
-        reward = np.zeros(num_slots)
-        terminated = np.zeros(num_slots, bool)
-        truncated = np.zeros(num_slots, bool)
-        for slot in np.flatnonzero(active):
-            obs[slot], reward[slot], terminated[slot], truncated[slot], _ = self.envs[slot].step(
-                actions[slot]
-            )
-        return obs, reward, terminated, truncated
+    def step(self, actions: np.ndarray, slots: np.ndarray) -> tuple[np.ndarray, ...]:
+        """Step `slots` [k] with actions [k, ...]: (observations, rewards, terminated), each [k, ...]."""
+        results = [self.envs[slot].step(action)[:3] for slot, action in zip(slots, actions)]
+        obs, reward, terminated = zip(*results) if results else ([], [], [])
+        return np.asarray(obs), np.asarray(reward, np.float64), np.asarray(terminated, bool)
 
     def close(self) -> None:
         for env in self.envs:
@@ -85,7 +102,7 @@ class SingleEnvSlots:
 def make_slots(
     env_id: str, env_kwargs: dict[str, Any], num_slots: int, horizon: int
 ) -> BatchedSlots | SingleEnvSlots:
-    """The family's numpy-batched vector env if it registers one, else one env per slot.
+    """The family's batched vector env if it registers one, else one env per slot.
 
     Episodes are truncated at `horizon` steps, whatever the registered time limit.
     """
@@ -108,6 +125,41 @@ def to_env_actions(actions: np.ndarray, space: gym.spaces.Box) -> np.ndarray:
     return np.clip(scaled, low, high).astype(space.dtype)
 
 
+EPISODE_FIELDS = ("observations", "actions", "rewards", "mask", "terminated")
+
+
+def episode_arrays_layout(
+    num_slots: int, horizon: int, obs_dim: int, act_dim: int
+) -> dict[str, tuple[tuple[int, ...], np.dtype]]:
+    """Shape and dtype of each episode array for `num_slots` slots (see `Episodes`)."""
+    f32 = np.dtype(np.float32)
+    return {
+        "observations": ((num_slots, horizon, obs_dim), f32),
+        "actions": ((num_slots, horizon, act_dim), f32),
+        "rewards": ((num_slots, horizon), f32),
+        "mask": ((num_slots, horizon), f32),
+        "terminated": ((num_slots,), np.dtype(bool)),
+    }
+
+
+@dataclass
+class RolloutRequest:
+    """One worker's share of a sample call.
+
+    tasks: the tasks it serves; params: each [len(tasks), ...], the parameters per task;
+    slot_task: [slots] index into `tasks`; slot_episode: [slots] the slot's episode index
+    within its task (< episodes_per_task); slot_seeds: [slots, 2] uint32 (env reset seed,
+    action-noise seed).
+    """
+
+    tasks: list[Task]
+    params: dict[str, np.ndarray]
+    slot_task: np.ndarray
+    slot_episode: np.ndarray
+    episodes_per_task: int
+    slot_seeds: np.ndarray
+
+
 class RolloutWorker:
     """Runs episodes for a share of slots. Constructed once per worker, reused every call."""
 
@@ -122,73 +174,84 @@ class RolloutWorker:
         self.env_id, self.env_kwargs, self.horizon = env_id, dict(env_kwargs), horizon
         self.rescale_actions = rescale_actions
         self.policy = GaussianMLPPolicy(**policy_spec)
-        self._slots: dict[int, BatchedSlots | SingleEnvSlots] = {}
+        self._slots: BatchedSlots | SingleEnvSlots | None = None
 
     def _env(self, num_slots: int) -> BatchedSlots | SingleEnvSlots:
-        if num_slots not in self._slots:
-            self._slots[num_slots] = make_slots(self.env_id, self.env_kwargs, num_slots, self.horizon)
-        return self._slots[num_slots]
+        """Envs for at least `num_slots` slots: one set, rebuilt only to grow."""
+        if self._slots is None or self._slots.capacity < num_slots:
+            self.close()
+            self._slots = make_slots(self.env_id, self.env_kwargs, num_slots, self.horizon)
+        return self._slots
 
     def rollout(
-        self,
-        tasks: list[Task],
-        params: dict[str, np.ndarray],
-        slot_task_index: np.ndarray,
-        slot_seeds: np.ndarray,
+        self, request: RolloutRequest, out: dict[str, np.ndarray] | None = None
     ) -> dict[str, np.ndarray]:
-        """Run one episode per slot.
+        """Run one episode per slot; write them into `out` (arrays as laid out by
+        `episode_arrays_layout`, e.g. views of shared memory) or new arrays, and return them.
 
-        tasks: the tasks this worker serves; params: each [len(tasks), ...], the parameters
-        per task; slot_task_index: [slots] index into `tasks`; slot_seeds: [slots, 2] uint32
-        (env reset seed, action-noise seed). Returns arrays [slots, horizon, ...] as in
-        `Episodes` (terminated is [slots]).
+        Every step does one batched policy forward over the slots' tasks, laid out as
+        [tasks, episodes_per_task, obs_dim] whatever this worker's share: a slot's action
+        is then computed by the same kernels, hence the same bits, however slots are split
+        among workers. Only tasks with a running episode are evaluated, only running
+        episodes are stepped.
         """
-        num_slots, horizon = len(slot_task_index), self.horizon
+        policy, horizon = self.policy, self.horizon
+        num_slots, num_tasks = len(request.slot_task), len(request.tasks)
         env = self._env(num_slots)
-        obs = env.reset([tasks[i] for i in slot_task_index], slot_seeds[:, 0])
-        noise_shape = self.policy.noise_shape()
+        obs = np.asarray(
+            env.reset([request.tasks[i] for i in request.slot_task], request.slot_seeds[:, 0]), np.float32
+        ).reshape(num_slots, -1)
+        out = (
+            out
+            if out is not None
+            else {
+                name: np.empty(shape, dtype)
+                for name, (shape, dtype) in episode_arrays_layout(
+                    num_slots, horizon, obs.shape[1], policy.act_dim
+                ).items()
+            }
+        )
+        for array in out.values():
+            array.fill(0)
         noise = np.stack(
             [
-                self.policy.draw_noise(np.random.default_rng(int(seed)), (horizon, *noise_shape))
-                for seed in slot_seeds[:, 1]
+                policy.draw_noise(np.random.default_rng(int(seed)), (horizon, *policy.noise_shape()))
+                for seed in request.slot_seeds[:, 1]
             ]
         )
-        index = torch.from_numpy(np.asarray(slot_task_index, dtype=np.int64))
-        slot_params = {name: torch.from_numpy(value)[index] for name, value in params.items()}
-
-        obs_dim = int(np.prod(np.shape(obs)[1:]))
-        act_shape = env.action_space.shape
-        observations = np.zeros((num_slots, horizon, obs_dim), np.float32)
-        actions = np.zeros((num_slots, horizon, *act_shape), np.float32)
-        rewards = np.zeros((num_slots, horizon), np.float32)
-        mask = np.zeros((num_slots, horizon), np.float32)
-        terminated = np.zeros(num_slots, bool)
+        params = {name: torch.from_numpy(value) for name, value in request.params.items()}
+        obs_grid = torch.zeros(num_tasks, request.episodes_per_task, obs.shape[1])
+        slot_task, slot_episode = request.slot_task, request.slot_episode
         active = np.ones(num_slots, bool)
+        live_tasks, live_params, task_row = None, params, np.arange(num_tasks)
         for t in range(horizon):
-            obs = np.asarray(obs, np.float32).reshape(num_slots, obs_dim)
+            running = np.flatnonzero(active)
+            obs_grid[slot_task[running], slot_episode[running]] = torch.from_numpy(obs[running])
+            tasks_now = np.unique(slot_task[running])
+            if live_tasks is None or not np.array_equal(tasks_now, live_tasks):
+                live_tasks = tasks_now
+                live_params = {name: value[live_tasks] for name, value in params.items()}
+                task_row = np.zeros(num_tasks, np.int64)
+                task_row[live_tasks] = np.arange(len(live_tasks))
             with torch.no_grad():
-                dist = self.policy.distribution(torch.from_numpy(obs).unsqueeze(1), slot_params)
-                action = self.policy.sample_with_noise(dist, torch.from_numpy(noise[:, t : t + 1]))
-            action = action[:, 0].numpy()
-            observations[active, t] = obs[active]
-            actions[active, t] = action[active]
-            mask[active, t] = 1.0
+                dist = policy.distribution(obs_grid[live_tasks], live_params)
+                rows, cols = task_row[slot_task[running]], slot_episode[running]
+                picked = Normal(dist.loc[rows, cols], dist.scale[rows, cols], validate_args=False)
+                action = policy.sample_with_noise(picked, torch.from_numpy(noise[running, t])).numpy()
+            out["observations"][running, t] = obs[running]
+            out["actions"][running, t] = action
+            out["mask"][running, t] = 1.0
             env_action = to_env_actions(action, env.action_space) if self.rescale_actions else action
-            obs, reward, term, trunc = env.step(env_action, active)
-            rewards[active, t] = reward[active].astype(np.float32)
-            terminated |= active & term
-            active &= ~(term | trunc)
+            next_obs, reward, terminated = env.step(env_action, running)
+            obs[running] = np.asarray(next_obs, np.float32).reshape(len(running), -1)
+            out["rewards"][running, t] = reward
+            out["terminated"][running] = terminated
+            active[running[terminated]] = False
             if not active.any():
                 break
-        return {
-            "observations": observations,
-            "actions": actions,
-            "rewards": rewards,
-            "mask": mask,
-            "terminated": terminated,
-        }
+        return out
 
     def close(self) -> None:
-        for slots in self._slots.values():
-            slots.close()
-        self._slots.clear()
+        if self._slots is not None:
+            self._slots.close()
+            self._slots = None

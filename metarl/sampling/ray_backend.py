@@ -1,0 +1,103 @@
+"""The ``ray`` sampler backend: `RolloutWorker`s as Ray actors (``pip install metarl[ray]``).
+
+Each actor is the same worker the ``processes`` backend runs, with one CPU and one torch
+thread. Requests go out as task arguments; episode arrays come back through Ray's object
+store (shared memory on the same node). ``address`` joins an existing cluster (every node
+needs metarl installed); without one, a local cluster with `num_workers` CPUs is started, or
+the one this process already started is reused.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from metarl.sampling.sampler import Layout, SamplerError, worker_failure
+from metarl.sampling.worker import RolloutRequest, RolloutWorker
+
+
+class _ActorWorker(RolloutWorker):
+    """A `RolloutWorker` that keeps to one torch thread (it owns one CPU)."""
+
+    def __init__(self, *worker_args: Any) -> None:
+        import torch
+
+        torch.set_num_threads(1)
+        super().__init__(*worker_args)
+
+    def ping(self) -> bool:
+        return True
+
+
+def _import_ray():
+    try:
+        import ray
+    except ImportError as err:
+        raise ImportError(
+            "the 'ray' sampler backend needs Ray: pip install 'metarl[ray]' (or pip install ray)"
+        ) from err
+    return ray
+
+
+class RayWorkers:
+    """`num_workers` Ray actors, one per request, with `ProcessWorkers`' error contract."""
+
+    def __init__(self, worker_args: tuple, num_workers: int, address: str | None, timeout_s: float) -> None:
+        ray = self._ray = _import_ray()
+        self.timeout_s = timeout_s
+        self._started_ray = False
+        if not ray.is_initialized():
+            if address:
+                ray.init(address=address, logging_level="warning")
+            else:
+                ray.init(num_cpus=num_workers, include_dashboard=False, logging_level="warning")
+                self._started_ray = True
+        actor_class = ray.remote(num_cpus=1, max_restarts=0)(_ActorWorker)
+        self._actors = [actor_class.remote(*worker_args) for _ in range(num_workers)]
+        self._pending_tasks: dict[int, list] = {}
+        try:
+            for index, actor in enumerate(self._actors):
+                self._get(index, actor.ping.remote(), "starting")
+        except BaseException:
+            self.close()
+            raise
+
+    def run(self, requests: list[RolloutRequest], layout: Layout) -> dict[str, np.ndarray]:
+        """Give request i to actor i; returns the episode arrays of all slots, in order."""
+        self._pending_tasks = {index: request.tasks for index, request in enumerate(requests)}
+        refs = [actor.rollout.remote(request) for actor, request in zip(self._actors, requests)]
+        results, first_error = [], None
+        for index, ref in enumerate(refs):  # wait for all, so no call is left running
+            try:
+                results.append(self._get(index, ref, "sampling"))
+            except SamplerError as err:
+                first_error = first_error or err
+        if first_error is not None:
+            raise first_error
+        return {name: np.concatenate([r[name] for r in results]) for name in layout}
+
+    def _get(self, index: int, ref: Any, doing: str) -> Any:
+        ray = self._ray
+        tasks = self._pending_tasks.get(index)
+        try:
+            return ray.get(ref, timeout=self.timeout_s)
+        except ray.exceptions.GetTimeoutError as err:
+            raise worker_failure(index, doing, tasks, f"no answer within {self.timeout_s:.0f} s") from err
+        except ray.exceptions.RayActorError as err:
+            raise worker_failure(index, doing, tasks, f"the actor died ({type(err).__name__})") from err
+        except ray.exceptions.RayTaskError as err:
+            cause = str(err).strip().splitlines()[-1]
+            raise worker_failure(index, doing, tasks, f"{cause}\nworker traceback:\n{err}") from err
+
+    def close(self) -> None:
+        """Kill the actors; shut down the local cluster if this sampler started it."""
+        for actor in getattr(self, "_actors", []):
+            try:
+                self._ray.kill(actor)
+            except Exception:
+                pass
+        self._actors = []
+        if self._started_ray and self._ray.is_initialized():
+            self._ray.shutdown()
+            self._started_ray = False
