@@ -67,6 +67,17 @@ class InnerStep:
         gradients = torch.autograd.grad(loss.sum(), list(leaves.values()), create_graph=not first_order)
         return cls(episodes, advantages, leaves, list(gradients), float(loss.detach().mean()))
 
+    def restricted(self, agent: MAMLTRPO, num_episodes: int) -> InnerStep:
+        """The same step's loss on the first `num_episodes` episodes of each task (same
+        parameters and advantages): its Hessian estimates the full one at a fraction of the cost."""
+        if not any(g.requires_grad for g in self.gradients):  # first order: nothing to estimate
+            return self
+        episodes = self.episodes.first(num_episodes)
+        advantages = self.advantages[:, :num_episodes]
+        loss = agent.inner_loss(self.params, episodes, advantages)
+        gradients = torch.autograd.grad(loss.sum(), list(self.params.values()), create_graph=True)
+        return InnerStep(episodes, advantages, self.params, list(gradients), float(loss.detach().mean()))
+
     def adapted(self, lr: float) -> Params:
         """theta - lr * gradient, detached."""
         return {
@@ -129,7 +140,7 @@ class MAMLTRPO:
     def train_step(self, tasks: list[Task], iteration: int) -> dict[str, float]:
         cfg = self.config
         num_tasks = len(tasks)
-        sample_time = 0.0
+        sample_time = adapt_time = 0.0
         start = time.perf_counter()
 
         # 1. Sample and adapt with the meta-parameters fixed. Each inner step keeps the graph
@@ -140,18 +151,20 @@ class MAMLTRPO:
             tick = time.perf_counter()
             episodes = self._sample(tasks, params, (seeding.SAMPLING, iteration, step))
             sample_time += time.perf_counter() - tick
+            tick = time.perf_counter()
             inner_step = InnerStep.build(self, params, episodes, cfg.first_order)
             inner_steps.append(inner_step)
             params = inner_step.adapted(cfg.inner_lr)
+            adapt_time += time.perf_counter() - tick
 
         # 2. Post-adaptation episodes.
         tick = time.perf_counter()
         valid = self._sample(tasks, params, (seeding.SAMPLING, iteration, cfg.num_inner_steps))
         sample_time += time.perf_counter() - tick
-        valid_advantages = self.advantages(valid)
 
         # 3. Outer TRPO step on the meta-parameters.
         tick = time.perf_counter()
+        valid_advantages = self.advantages(valid)
         surrogate, meta_gradient, fisher_vector_product, evaluate = self.outer_terms(
             inner_steps, valid, valid_advantages
         )
@@ -184,6 +197,7 @@ class MAMLTRPO:
             "charts/iteration_env_steps": env_steps,
             "charts/env_steps_per_s": env_steps / max(sample_time, 1e-9),
             "time/sample_s": sample_time,
+            "time/adapt_s": adapt_time,
             "time/update_s": update_time,
             "time/iteration_s": time.perf_counter() - start,
         }
@@ -214,6 +228,19 @@ class MAMLTRPO:
         old_log_probs = self.policy.log_prob(old_dist, valid.actions)
         surrogate, kl = self._surrogate_and_kl(dist, old_dist, old_log_probs, valid, valid_advantages)
         surrogate_grad = torch.autograd.grad(surrogate, adapted_list, retain_graph=True)
+
+        # The KL Hessian (the CG's matrix) may be estimated on the first episodes of each
+        # task only (TRPO's subsampled Fisher-vector products; rllab's subsample_factor): the
+        # meta-gradient and the line search's KL check still use every episode.
+        curvature_episodes = max(1, round(cfg.curvature_fraction * valid.episodes_per_task))
+        if curvature_episodes < valid.episodes_per_task:
+            curvature_valid = valid.first(curvature_episodes)
+            curvature_steps = [step.restricted(self, curvature_episodes) for step in inner_steps]
+            dist_c = self.policy.distribution(curvature_valid.observations, adapted)
+            old_c = Normal(dist_c.loc.detach(), dist_c.scale.detach(), validate_args=False)
+            kl = masked_task_mean(self.policy.kl(old_c, dist_c), curvature_valid.mask).mean()
+        else:
+            curvature_steps = inner_steps
         kl_grad = torch.autograd.grad(kl, adapted_list, create_graph=True)
 
         def through_adaptation(rows: list[Tensor], order: list[InnerStep]) -> list[Tensor]:
@@ -221,14 +248,14 @@ class MAMLTRPO:
                 rows = inner_step.jacobian_product(rows, cfg.inner_lr)
             return rows
 
-        def to_meta(rows: list[Tensor]) -> Tensor:
+        def to_meta(rows: list[Tensor], steps: list[InnerStep]) -> Tensor:
             # the parameters are shared by all tasks: the meta-gradient sums the task rows
-            return flat_concat([row.sum(0) for row in through_adaptation(rows, inner_steps[::-1])])
+            return flat_concat([row.sum(0) for row in through_adaptation(rows, steps[::-1])])
 
         def fisher_vector_product(vector: Tensor) -> Tensor:
             rows = [v.unsqueeze(0).expand(num_tasks, *v.shape) for v in unflatten(vector, meta_params)]
-            rows = through_adaptation(rows, inner_steps)
-            return to_meta(hessian_vector_product(list(kl_grad), adapted_list, rows))
+            rows = through_adaptation(rows, curvature_steps)
+            return to_meta(hessian_vector_product(list(kl_grad), adapted_list, rows), curvature_steps)
 
         def evaluate() -> tuple[float, float]:
             params = stack_params(detach_params(self.policy.params()), num_tasks)
@@ -243,7 +270,8 @@ class MAMLTRPO:
                 )
             return float(loss), float(kl_now)
 
-        return float(surrogate.detach()), to_meta(list(surrogate_grad)), fisher_vector_product, evaluate
+        meta_gradient = to_meta(list(surrogate_grad), inner_steps)
+        return float(surrogate.detach()), meta_gradient, fisher_vector_product, evaluate
 
     def _surrogate_and_kl(
         self, dist: Normal, old_dist: Normal, old_log_probs: Tensor, valid: Episodes, advantages: Tensor

@@ -46,39 +46,48 @@ def raw_physics_rate(env_id: str, steps: int) -> float | None:
     return steps / (time.perf_counter() - start)
 
 
-def sampler_rate(sampler: Sampler, tasks, params, episodes: int, repeats: int) -> float:
-    """Median env-steps/s over `repeats` sample calls (after one warm-up call)."""
-    sampler.sample(tasks, params, episodes, seeding.seed_sequence(0, seeding.SAMPLING, 0))
-    rates = []
-    for repeat in range(repeats):
-        start = time.perf_counter()
-        batch = sampler.sample(
-            tasks, params, episodes, seeding.seed_sequence(0, seeding.SAMPLING, repeat + 1)
-        )
-        rates.append(batch.env_steps / (time.perf_counter() - start))
-    return sorted(rates)[len(rates) // 2]
+def timed_sample(sampler: Sampler, tasks, params, episodes: int, call: int) -> float:
+    """env-steps/s of one sample call."""
+    start = time.perf_counter()
+    batch = sampler.sample(tasks, params, episodes, seeding.seed_sequence(0, seeding.SAMPLING, call))
+    return batch.env_steps / (time.perf_counter() - start)
 
 
-def benchmark(env_id: str, tasks_n: int, episodes: int, horizon: int, repeats: int, max_workers: int) -> None:
+def benchmark(env_id: str, tasks_n: int, episodes: int, horizon: int, rounds: int, max_workers: int) -> None:
+    """Measure every configuration once per round, rounds interleaved (this machine's speed
+    drifts by tens of percent over minutes); report medians over rounds."""
     family = family_of(env_id)
     policy = make_policy(family.observation_space, family.action_space, [100, 100], "relu", 1.0)
     tasks = sample_train_tasks(family, tasks_n, seed=0, iteration=0)
     params = detach_params(stack_params(policy.params(), tasks_n))
-    raw = raw_physics_rate(env_id, 20000 if "Cheetah" in env_id else 4000)
-    rows = []
-    with Sampler(env_id, {}, policy.spec(), horizon, backend="local") as sampler:
-        rows.append(("local", 1, sampler_rate(sampler, tasks, params, episodes, repeats)))
-    for workers in range(1, max_workers + 1):
-        with Sampler(env_id, {}, policy.spec(), horizon, backend="processes", num_workers=workers) as sampler:
-            rows.append(("processes", workers, sampler_rate(sampler, tasks, params, episodes, repeats)))
-    one_worker = rows[1][2]
-    print(f"\n{env_id}: {tasks_n} tasks x {episodes} episodes x horizon {horizon}, policy 100x100 relu")
+    configs = [("local", 1)] + [("processes", w) for w in range(1, max_workers + 1)]
+    samplers = [
+        Sampler(env_id, {}, policy.spec(), horizon, backend=backend, num_workers=workers)
+        for backend, workers in configs
+    ]
+    raw_steps = 20000 if "Cheetah" in env_id else 4000
+    try:
+        for sampler in samplers:  # warm-up: builds the envs
+            timed_sample(sampler, tasks, params, episodes, 0)
+        raw_rates, rates = [], [[] for _ in configs]
+        for round_ in range(rounds):
+            raw_rates.append(raw_physics_rate(env_id, raw_steps))
+            for index, sampler in enumerate(samplers):
+                rates[index].append(timed_sample(sampler, tasks, params, episodes, round_ + 1))
+    finally:
+        for sampler in samplers:
+            sampler.close()
+    raw = None if raw_rates[0] is None else float(np.median(raw_rates))
+    medians = [float(np.median(r)) for r in rates]
+    one_worker = medians[1]
+    print(f"\n{env_id}: {tasks_n} tasks x {episodes} episodes x horizon {horizon}, policy 100x100 relu;")
+    print(f"medians over {rounds} interleaved rounds")
     if raw is not None:
         print(f"(a) raw physics: {raw:,.0f} mj_step(frame_skip) per second on one core")
     header = ("backend", "workers", "env-steps/s", "(c) per worker / raw", "(d) vs 1 worker")
     print(" | ".join(f"{name:>{width}}" for name, width in zip(header, (10, 7, 11, 20, 15))))
     print("-" * 78)
-    for backend, workers, rate in rows:
+    for (backend, workers), rate in zip(configs, medians):
         per_core = f"{rate / workers / raw:.2f}" if raw else "-"
         scaling = f"{rate / one_worker:.2f}x" if backend == "processes" else "-"
         print(f"{backend:>10} | {workers:>7d} | {rate:>11,.0f} | {per_core:>20} | {scaling:>15}")
@@ -92,7 +101,7 @@ def main() -> None:
     parser.add_argument("--tasks", type=int, default=20)
     parser.add_argument("--episodes", type=int, default=10)
     parser.add_argument("--horizon", type=int, default=200)
-    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--max-workers", type=int, default=os.cpu_count() or 1)
     args = parser.parse_args()
     env_ids = args.env or ["metarl/HalfCheetahVel-v0", "metarl/AntVel-v0", "metarl/Navigation2D-v0"]
@@ -101,7 +110,7 @@ def main() -> None:
         horizon = 100 if "Navigation" in env_id else args.horizon
         episodes = 20 if "Navigation" in env_id else args.episodes
         tasks_n = 20 if "Navigation" in env_id else args.tasks
-        benchmark(env_id, tasks_n, episodes, horizon, args.repeats, args.max_workers)
+        benchmark(env_id, tasks_n, episodes, horizon, args.rounds, args.max_workers)
 
 
 if __name__ == "__main__":

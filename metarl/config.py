@@ -50,6 +50,7 @@ class TrainConfig:
     max_kl: float = 0.01
     cg_iterations: int = 10
     cg_damping: float = 1e-5
+    curvature_fraction: float = 1.0  # share of each task's episodes in the KL-Hessian products
     line_search_backtrack_ratio: float = 0.8  # rllab's ConjugateGradientOptimizer
     line_search_max_backtracks: int = 15
     # sampling
@@ -192,6 +193,10 @@ def validate(config: TrainConfig) -> None:
         value = getattr(config, key)
         require(0 <= value <= 1, f"{key} must be in [0, 1], got {value}")
     require(config.cg_damping >= 0, f"cg_damping must be >= 0, got {config.cg_damping}")
+    require(
+        0 < config.curvature_fraction <= 1,
+        f"curvature_fraction must be in (0, 1], got {config.curvature_fraction}",
+    )
     require(
         config.num_workers is None or config.num_workers >= 1,
         f"num_workers must be >= 1 or null, got {config.num_workers}",

@@ -67,6 +67,17 @@ class Episodes:
     def env_steps(self) -> int:
         return int(self.mask.sum().item())
 
+    def first(self, num_episodes: int) -> Episodes:
+        """The first `num_episodes` episodes of every task (views, no copy)."""
+        return Episodes(
+            observations=self.observations[:, :num_episodes],
+            actions=self.actions[:, :num_episodes],
+            rewards=self.rewards[:, :num_episodes],
+            mask=self.mask[:, :num_episodes],
+            terminated=self.terminated[:, :num_episodes],
+            tasks=self.tasks,
+        )
+
     def episode_returns(self) -> Tensor:
         """[tasks, episodes] undiscounted return of each episode."""
         return (self.rewards * self.mask).sum(-1)

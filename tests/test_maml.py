@@ -259,3 +259,39 @@ def test_outer_step_terms_equal_autograd_through_the_adaptation(agent, first_ord
         assert torch.allclose(fvp(vector), ref_fvp(vector), atol=1e-9), seed
     loss, kl = evaluate()
     assert loss == pytest.approx(surrogate, abs=1e-12) and kl == pytest.approx(0.0, abs=1e-12)
+
+
+def test_subsampled_curvature_uses_the_first_episodes_and_leaves_the_gradient_exact(agent):
+    """curvature_fraction < 1: the CG's matrix is J_s^T F_s J_s on each task's first episodes
+    (J_s from the inner loss on those episodes, at the same parameters), the gradient is
+    still the full one."""
+    from agents.maml import InnerStep, masked_task_mean
+    from metarl.optim import autograd_fisher_vector_product
+
+    agent.config.inner_lr = 0.5
+    theta = list(agent.policy.parameters())
+    start = stack_params({k: v.detach() for k, v in agent.policy.params().items()}, 2)
+    inner = InnerStep.build(agent, start, _episodes(2, seed=1), False)
+    valid, valid_adv = _episodes(2, seed=3), torch.randn(2, 3, 5, dtype=torch.float64)
+    agent.config.curvature_fraction = 1.0
+    _, full_gradient, full_fvp, _ = agent.outer_terms([inner], valid, valid_adv)
+    agent.config.curvature_fraction = 0.34  # 1 of 3 episodes
+    _, gradient, fvp, _ = agent.outer_terms([inner], valid, valid_adv)
+
+    # reference: autograd through theta -> theta - lr grad L_first(theta), shifted onto the
+    # full adaptation's point, then the KL on the first validation episodes
+    adapted_first = agent.adapt(
+        stack_params(agent.policy.params(), 2), inner.episodes.first(1), inner.advantages[:, :1], 0.5, True
+    )
+    shift = {k: (inner.adapted(0.5)[k] - adapted_first[k]).detach() for k in adapted_first}
+    point = {k: adapted_first[k] + shift[k] for k in adapted_first}
+    first_valid = valid.first(1)
+    dist = agent.policy.distribution(first_valid.observations, point)
+    old = torch.distributions.Normal(dist.loc.detach(), dist.scale.detach())
+    kl = masked_task_mean(agent.policy.kl(old, dist), first_valid.mask).mean()
+    ref_fvp = autograd_fisher_vector_product(kl, theta)
+
+    assert torch.equal(gradient, full_gradient)
+    vector = torch.randn(gradient.shape, generator=torch.Generator().manual_seed(0), dtype=torch.float64)
+    assert torch.allclose(fvp(vector), ref_fvp(vector), atol=1e-9)
+    assert not torch.allclose(fvp(vector), full_fvp(vector), atol=1e-3)
