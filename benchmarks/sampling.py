@@ -4,8 +4,9 @@
     python benchmarks/sampling.py --env metarl/HalfCheetahVel-v0 --tasks 8 --episodes 4
 
 For each task family:
-  (a) raw physics steps/s on one core: ``mujoco.mj_step`` at the env's frame skip in a bare
-      loop (MuJoCo families only);
+  (a) raw physics steps/s on one core: the sampled episodes replayed exactly (same reset
+      states, same actions) with ``mujoco.mj_step`` at the env's frame skip in a bare loop
+      (MuJoCo families only; see benchmarks/physics.py), also on all cores in parallel;
   (b) our sampler's env-steps/s with the policy in the loop (whole episodes, one batched
       forward per step): in-process, and the process backend with 1..N workers;
   (c) b / a per worker; (d) scaling of the process backend from 1 to N workers.
@@ -23,34 +24,20 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from benchmarks.physics import replay_seconds, replays  # noqa: E402
 from metarl import seeding  # noqa: E402
+from metarl.episodes import Episodes  # noqa: E402
 from metarl.policies import detach_params, make_policy, stack_params  # noqa: E402
 from metarl.sampling import Sampler  # noqa: E402
+from metarl.seeding import slot_seeds  # noqa: E402
 from metarl.tasks import family_of, sample_train_tasks  # noqa: E402
 
 
-def raw_physics_rate(env_id: str, steps: int) -> float | None:
-    """mj_step calls per second at the env's frame skip, random controls, bare loop."""
-    import mujoco
-
-    family = family_of(env_id)
-    if not hasattr(family, "model"):
-        return None
-    model, data, frame_skip = family.model, family.data, family.frame_skip
-    controls = np.random.default_rng(0).uniform(-1, 1, (steps, model.nu))
-    mujoco.mj_resetData(model, data)
-    start = time.perf_counter()
-    for control in controls:
-        data.ctrl[:] = control
-        mujoco.mj_step(model, data, nstep=frame_skip)
-    return steps / (time.perf_counter() - start)
-
-
-def timed_sample(sampler: Sampler, tasks, params, episodes: int, call: int) -> float:
-    """env-steps/s of one sample call."""
+def timed_sample(sampler: Sampler, tasks, params, episodes: int, call: int) -> tuple[float, Episodes]:
+    """(env-steps/s, episodes) of one sample call."""
     start = time.perf_counter()
     batch = sampler.sample(tasks, params, episodes, seeding.seed_sequence(0, seeding.SAMPLING, call))
-    return batch.env_steps / (time.perf_counter() - start)
+    return batch.env_steps / (time.perf_counter() - start), batch
 
 
 def benchmark(env_id: str, tasks_n: int, episodes: int, horizon: int, rounds: int, max_workers: int) -> None:
@@ -65,25 +52,35 @@ def benchmark(env_id: str, tasks_n: int, episodes: int, horizon: int, rounds: in
         Sampler(env_id, {}, policy.spec(), horizon, backend=backend, num_workers=workers)
         for backend, workers in configs
     ]
-    raw_steps = 20000 if "Cheetah" in env_id else 4000
+    mujoco_family = hasattr(family, "model")
     try:
         for sampler in samplers:  # warm-up: builds the envs
             timed_sample(sampler, tasks, params, episodes, 0)
-        raw_rates, rates = [], [[] for _ in configs]
+        raw_rates, raw_parallel, rates = [], [], [[] for _ in configs]
         for round_ in range(rounds):
-            raw_rates.append(raw_physics_rate(env_id, raw_steps))
-            for index, sampler in enumerate(samplers):
-                rates[index].append(timed_sample(sampler, tasks, params, episodes, round_ + 1))
+            for index, sampler in enumerate(samplers):  # same seed: the same episodes
+                rate, batch = timed_sample(sampler, tasks, params, episodes, round_ + 1)
+                rates[index].append(rate)
+            if mujoco_family:  # the physics of exactly these episodes, bare
+                seeds = slot_seeds(seeding.seed_sequence(0, seeding.SAMPLING, round_ + 1), tasks_n * episodes)
+                jobs = replays(env_id, batch, seeds[:, 0])
+                raw_rates.append(batch.env_steps / replay_seconds(env_id, jobs, 1))
+                raw_parallel.append(batch.env_steps / replay_seconds(env_id, jobs, max_workers))
     finally:
         for sampler in samplers:
             sampler.close()
-    raw = None if raw_rates[0] is None else float(np.median(raw_rates))
+    raw = float(np.median(raw_rates)) if mujoco_family else None
     medians = [float(np.median(r)) for r in rates]
     one_worker = medians[1]
     print(f"\n{env_id}: {tasks_n} tasks x {episodes} episodes x horizon {horizon}, policy 100x100 relu;")
     print(f"medians over {rounds} interleaved rounds")
     if raw is not None:
-        print(f"(a) raw physics: {raw:,.0f} mj_step(frame_skip) per second on one core")
+        print(f"(a) raw physics of the same episodes: {raw:,.0f} mj_step(frame_skip)/s on one core")
+        parallel = float(np.median(raw_parallel))
+        print(
+            f"    (on {max_workers} cores in parallel: {parallel:,.0f}/s, the machine's own scaling "
+            f"{parallel / raw:.2f}x)"
+        )
     header = ("backend", "workers", "env-steps/s", "(c) per worker / raw", "(d) vs 1 worker")
     print(" | ".join(f"{name:>{width}}" for name, width in zip(header, (10, 7, 11, 20, 15))))
     print("-" * 78)

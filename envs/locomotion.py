@@ -158,12 +158,16 @@ class _LocomotionFamily(_TaskFamilyMixin):
     _reset_noise_scale: float
     _ctrl_cost_weight: float
     READS_CONTACT_FORCES = False  # whether `outcome` needs cfrc_ext (mj_rnePostConstraint)
+    ROOT_QPOS_COLUMNS: slice | None = None  # root position = qpos[these], else the root body's xpos
+    _root_body: int
 
     # ---- per family -----------------------------------------------------------------------
     def root_position(self, data: mujoco.MjData) -> np.ndarray:
         """A view [d] of the position whose change over a step defines the velocity (m):
         x (d = 1) or x-y (d = 2)."""
-        raise NotImplementedError
+        if self.ROOT_QPOS_COLUMNS is not None:
+            return data.qpos[self.ROOT_QPOS_COLUMNS]
+        return data.xpos[self._root_body, :2]
 
     def task_vector(self, task: Task) -> np.ndarray:
         """The task as a float vector [k], for batched rewards."""
@@ -251,12 +255,11 @@ class _LocomotionFamily(_TaskFamilyMixin):
 class _HalfCheetahFamily(_LocomotionFamily, HalfCheetahEnv):
     """HalfCheetah with the paper's control cost 0.05 |a|^2: reward = task term - control cost."""
 
+    ROOT_QPOS_COLUMNS = slice(0, 1)  # the rootx slider joint
+
     def __init__(self, task: Task | None = None, ctrl_cost_weight: float = 0.05, **kwargs: Any) -> None:
         super().__init__(ctrl_cost_weight=ctrl_cost_weight, **kwargs)
         self._init_task(task)
-
-    def root_position(self, data: mujoco.MjData) -> np.ndarray:
-        return data.qpos[:1]  # the rootx slider joint
 
     def observe(self, qpos: np.ndarray, qvel: np.ndarray, cfrc_ext: np.ndarray | None) -> np.ndarray:
         position = qpos[:, 1:] if self._exclude_current_positions_from_observation else qpos
@@ -291,11 +294,8 @@ class _AntFamily(_LocomotionFamily, AntEnv):
             healthy_reward=healthy_reward,
             **kwargs,
         )
-        self._root_body = self.data.body(self._main_body).id
+        self._root_body = self.data.body(self._main_body).id  # the torso (v5's main body)
         self._init_task(task)
-
-    def root_position(self, data: mujoco.MjData) -> np.ndarray:
-        return data.xpos[self._root_body, :2]  # the torso body's position (v5's main body)
 
     def _clipped_contact_forces(self, cfrc_ext: np.ndarray) -> np.ndarray:
         return np.clip(cfrc_ext, *self._contact_force_range)
@@ -429,12 +429,17 @@ class AntGoalEnv(_AntFamily):
 class LocomotionVectorEnv(VectorEnv):
     """`num_envs` simulations of one locomotion family, stepped without per-env Python.
 
-    One family env holds the model and the reward code; every sub-env is a bare
-    ``MjData`` on that model. A step writes the controls, calls ``mj_step`` (and
-    ``mj_rnePostConstraint`` where contact forces are read) for each sub-env, then computes
-    all observations and rewards at once with the family's `outcome`: the same code, and the
-    same numbers, as the single env's step. Resets use the family's `initial_state` with a
-    generator per sub-env seeded like gymnasium's (``reset(seed=[s0, s1, ...])``).
+    One family env holds the model and the reward code. The sub-envs are rows of a table of
+    MuJoCo states (time, qpos, qvel, act, warm start, controls: everything ``mj_step``
+    depends on here, so the result is exactly that of stepping a data of its own). A step
+    writes all controls into the table at once, then for each sub-env loads its row into one
+    scratch ``MjData``, calls ``mj_step`` (and ``mj_rnePostConstraint`` where contact forces
+    are read) and stores the row back. One data kept hot in cache stepped 200 HalfCheetah
+    sub-envs about 15% faster than a data per sub-env. Observations and rewards of all stepped sub-envs come
+    from the family's `outcome` at once: the same code, and the same numbers, as the single
+    env's step (a test checks equality with independent single envs). Resets use the
+    family's `initial_state` with a generator per sub-env seeded like gymnasium's
+    (``reset(seed=[s0, s1, ...])``).
 
     Autoreset follows gymnasium's NEXT_STEP mode; a sub-env keeps its task across resets
     (``set_attr("task", [t0, t1, ...])``). `step_slots` steps only the given sub-envs, with
@@ -443,6 +448,16 @@ class LocomotionVectorEnv(VectorEnv):
 
     family: type[_LocomotionFamily]
     metadata = {"render_modes": [], "autoreset_mode": AutoresetMode.NEXT_STEP}
+    # What mj_step reads and changes; the rest of the integration state (applied forces,
+    # mocap, equality flags, user data) is never written by these envs and stays as reset.
+    STATE = (
+        mujoco.mjtState.mjSTATE_TIME
+        | mujoco.mjtState.mjSTATE_QPOS
+        | mujoco.mjtState.mjSTATE_QVEL
+        | mujoco.mjtState.mjSTATE_ACT
+        | mujoco.mjtState.mjSTATE_WARMSTART
+        | mujoco.mjtState.mjSTATE_CTRL
+    )
 
     def __init__(self, num_envs: int, max_episode_steps: int = 200, **env_kwargs: Any) -> None:
         self.num_envs = num_envs
@@ -453,20 +468,33 @@ class LocomotionVectorEnv(VectorEnv):
         self.observation_space = batch_space(self.single_observation_space, num_envs)
         self.action_space = batch_space(self.single_action_space, num_envs)
         model = self.template.model
-        self._datas = [mujoco.MjData(model) for _ in range(num_envs)]
-        # numpy views into each MjData, made once (making a view costs more than copying it)
-        self._ctrl = [data.ctrl for data in self._datas]
-        self._qpos = [data.qpos for data in self._datas]
-        self._qvel = [data.qvel for data in self._datas]
-        self._cfrc_ext = [data.cfrc_ext for data in self._datas]
-        self._root = [self.template.root_position(data) for data in self._datas]
-        self._root_before = np.stack(self._root)  # [num_envs, d] root position before the next step
+        self._scratch = mujoco.MjData(model)
+        self._states = np.zeros((num_envs, mujoco.mj_stateSize(model, self.STATE)))
+        self._state_rows = [self._states[i] for i in range(num_envs)]  # views, made once
+        self._columns = {
+            name: self._state_columns(model, element, size)
+            for name, element, size in (
+                ("qpos", mujoco.mjtState.mjSTATE_QPOS, model.nq),
+                ("qvel", mujoco.mjtState.mjSTATE_QVEL, model.nv),
+                ("ctrl", mujoco.mjtState.mjSTATE_CTRL, model.nu),
+            )
+        }
+        # per sub-env outputs of its last step that are not part of the state
+        self._cfrc_ext = np.zeros((num_envs, model.nbody, 6))
+        self._root = np.zeros((num_envs, len(self.template.root_position(self._scratch))))
+        self._root_before = np.zeros_like(self._root)  # root position before the next step
         self._rngs = [np.random.default_rng() for _ in range(num_envs)]
         self._tasks = [self.template.task for _ in range(num_envs)]
         self._task_vectors = np.stack([self.template.task_vector(t) for t in self._tasks])
         self._elapsed = np.zeros(num_envs, dtype=np.int64)
         self._needs_reset = np.zeros(num_envs, dtype=bool)
         self._last_obs = np.zeros((num_envs, *self.single_observation_space.shape))
+        self.reset(seed=0)
+
+    def _state_columns(self, model: mujoco.MjModel, element: int, size: int) -> slice:
+        """Where `element` sits in a state row: elements are stored in the order of their bits."""
+        offset = mujoco.mj_stateSize(model, int(self.STATE) & (int(element) - 1))
+        return slice(offset, offset + size)
 
     @property
     def task(self) -> list[Task]:
@@ -489,28 +517,30 @@ class LocomotionVectorEnv(VectorEnv):
             raise AttributeError(f"{type(self).__name__} has no attribute {name!r} to get")
         return tuple(self.task)
 
+    def _store(self, slot: int) -> None:
+        """Save the scratch data as sub-env `slot` (state row and last-step outputs)."""
+        scratch = self._scratch
+        mujoco.mj_getState(self.template.model, scratch, self._state_rows[slot], self.STATE)
+        self._cfrc_ext[slot] = scratch.cfrc_ext
+        self._root[slot] = self.template.root_position(scratch)
+
     def _reset_slot(self, slot: int, seed: int | None) -> None:
         if seed is not None:
             self._rngs[slot] = np.random.default_rng(seed)  # = gymnasium's seeding.np_random
-        model, data = self.template.model, self._datas[slot]
-        mujoco.mj_resetData(model, data)
-        data.qpos[:], data.qvel[:] = self.template.initial_state(self._rngs[slot])
-        mujoco.mj_forward(model, data)
+        model, scratch = self.template.model, self._scratch
+        mujoco.mj_resetData(model, scratch)
+        scratch.qpos[:], scratch.qvel[:] = self.template.initial_state(self._rngs[slot])
+        mujoco.mj_forward(model, scratch)
+        self._store(slot)
         self._root_before[slot] = self._root[slot]
         self._elapsed[slot] = 0
         self._needs_reset[slot] = False
 
-    @staticmethod
-    def _gather(views: list[np.ndarray], slots: list[int]) -> np.ndarray:
-        """[len(slots), *view shape]: copies of the views of `slots` (concatenate is the fastest)."""
-        return np.concatenate([views[slot] for slot in slots]).reshape(len(slots), *views[0].shape)
-
     def _observe(self, slots: np.ndarray) -> np.ndarray:
-        slots = slots.tolist()
-        contact = self.template.READS_CONTACT_FORCES
-        cfrc_ext = self._gather(self._cfrc_ext, slots) if contact else None
+        states = self._states[slots]
+        cfrc_ext = self._cfrc_ext[slots] if self.template.READS_CONTACT_FORCES else None
         return self.template.observe(
-            self._gather(self._qpos, slots), self._gather(self._qvel, slots), cfrc_ext
+            states[:, self._columns["qpos"]], states[:, self._columns["qvel"]], cfrc_ext
         )
 
     def reset(
@@ -548,21 +578,34 @@ class LocomotionVectorEnv(VectorEnv):
         actions = np.asarray(actions)
         if actions.shape != (len(slots), model.nu):
             raise ValueError(f"expected actions of shape {(len(slots), model.nu)}, got {actions.shape}")
-        slot_list = np.asarray(slots).tolist()
-        datas, ctrl, step, rne = self._datas, self._ctrl, mujoco.mj_step, mujoco.mj_rnePostConstraint
-        for slot, action in zip(slot_list, actions):  # the only per-sub-env Python
-            ctrl[slot][:] = action
-            step(model, datas[slot], frame_skip)
+        slots = np.asarray(slots)
+        self._states[slots, self._columns["ctrl"]] = actions
+        scratch, rows, spec = self._scratch, self._state_rows, self.STATE
+        set_state, get_state, step = mujoco.mj_setState, mujoco.mj_getState, mujoco.mj_step
+        rne, cfrc_ext, scratch_cfrc = mujoco.mj_rnePostConstraint, self._cfrc_ext, scratch.cfrc_ext
+        root, root_view = self._root, template.root_position(scratch)
+        root_in_qpos = template.ROOT_QPOS_COLUMNS is not None  # then no per-step copy is needed
+        for slot in slots.tolist():  # the only per-sub-env Python
+            row = rows[slot]
+            set_state(model, scratch, row, spec)
+            step(model, scratch, frame_skip)
             if contact:
-                rne(model, datas[slot])
-        qpos, qvel = self._gather(self._qpos, slot_list), self._gather(self._qvel, slot_list)
-        cfrc_ext = self._gather(self._cfrc_ext, slot_list) if contact else None
-        xy_before, xy_after = self._root_before[slots], self._gather(self._root, slot_list)
+                rne(model, scratch)
+                cfrc_ext[slot] = scratch_cfrc
+            if not root_in_qpos:
+                root[slot] = root_view
+            get_state(model, scratch, row, spec)
+        states = self._states[slots]
+        qpos, qvel = states[:, self._columns["qpos"]], states[:, self._columns["qvel"]]
+        if root_in_qpos:
+            root[slots] = qpos[:, template.ROOT_QPOS_COLUMNS]
+        contact_forces = cfrc_ext[slots] if contact else None
+        xy_before, xy_after = self._root_before[slots], root[slots]
         self._root_before[slots] = xy_after
         rewards, terminated, info = template.outcome(
-            xy_before, xy_after, qpos, qvel, cfrc_ext, actions, self._task_vectors[slots]
+            xy_before, xy_after, qpos, qvel, contact_forces, actions, self._task_vectors[slots]
         )
-        return template.observe(qpos, qvel, cfrc_ext), rewards, terminated, info
+        return template.observe(qpos, qvel, contact_forces), rewards, terminated, info
 
     def step(
         self, actions: np.ndarray

@@ -222,33 +222,43 @@ class RolloutWorker:
         params = {name: torch.from_numpy(value) for name, value in request.params.items()}
         obs_grid = torch.zeros(num_tasks, request.episodes_per_task, obs.shape[1])
         slot_task, slot_episode = request.slot_task, request.slot_episode
-        active = np.ones(num_slots, bool)
-        live_tasks, live_params, task_row = None, params, np.arange(num_tasks)
+        running = np.arange(num_slots)  # slots whose episode is still going
+        live_tasks: np.ndarray | None = None
+        ended = np.ones(1, bool)
         for t in range(horizon):
-            running = np.flatnonzero(active)
-            obs_grid[slot_task[running], slot_episode[running]] = torch.from_numpy(obs[running])
-            tasks_now = np.unique(slot_task[running])
-            if live_tasks is None or not np.array_equal(tasks_now, live_tasks):
-                live_tasks = tasks_now
-                live_params = {name: value[live_tasks] for name, value in params.items()}
-                task_row = np.zeros(num_tasks, np.int64)
-                task_row[live_tasks] = np.arange(len(live_tasks))
+            if ended.any():  # index arrays change only when episodes end
+                every = len(running) == num_slots
+                rows_of = slice(None) if every else running  # cheaper than fancy indexing
+                run_task, run_episode = slot_task[running], slot_episode[running]
+                tasks_now = np.unique(run_task)
+                if live_tasks is None or not np.array_equal(tasks_now, live_tasks):
+                    live_tasks = tasks_now
+                    all_live = len(live_tasks) == num_tasks
+                    live_params = params if all_live else {k: v[live_tasks] for k, v in params.items()}
+                    task_row = np.zeros(num_tasks, np.int64)
+                    task_row[live_tasks] = np.arange(len(live_tasks))
+                    live_index = torch.from_numpy(live_tasks)
+                grid_task, grid_episode = torch.from_numpy(run_task), torch.from_numpy(run_episode)
+                rows, cols = torch.from_numpy(task_row[run_task]), grid_episode
+                run_noise = torch.from_numpy(noise[rows_of])
+            obs_grid[grid_task, grid_episode] = torch.from_numpy(obs[rows_of])
             with torch.no_grad():
-                dist = policy.distribution(obs_grid[live_tasks], live_params)
-                rows, cols = task_row[slot_task[running]], slot_episode[running]
+                dist = policy.distribution(obs_grid if all_live else obs_grid[live_index], live_params)
                 picked = Normal(dist.loc[rows, cols], dist.scale[rows, cols], validate_args=False)
-                action = policy.sample_with_noise(picked, torch.from_numpy(noise[running, t])).numpy()
-            out["observations"][running, t] = obs[running]
-            out["actions"][running, t] = action
-            out["mask"][running, t] = 1.0
+                action = policy.sample_with_noise(picked, run_noise[:, t]).numpy()
+            out["observations"][rows_of, t] = obs[rows_of]
+            out["actions"][rows_of, t] = action
+            out["mask"][rows_of, t] = 1.0
             env_action = to_env_actions(action, env.action_space) if self.rescale_actions else action
             next_obs, reward, terminated = env.step(env_action, running)
-            obs[running] = np.asarray(next_obs, np.float32).reshape(len(running), -1)
-            out["rewards"][running, t] = reward
-            out["terminated"][running] = terminated
-            active[running[terminated]] = False
-            if not active.any():
-                break
+            obs[rows_of] = np.asarray(next_obs, np.float32).reshape(len(running), -1)
+            out["rewards"][rows_of, t] = reward
+            ended = np.asarray(terminated, bool)
+            if ended.any():
+                out["terminated"][running[ended]] = True
+                running = running[~ended]
+                if not len(running):
+                    break
         return out
 
     def close(self) -> None:
