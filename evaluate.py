@@ -20,6 +20,7 @@ from agents import build
 from metarl import evaluation
 from metarl.checkpoint import CheckpointError, load_checkpoint, run_dir_of
 from metarl.config import ConfigError, config_from_dict
+from metarl.sampling import BACKENDS
 from metarl.tasks import sample_test_tasks
 
 # The MAML paper's MAML row (mean return after 0..3 steps), see shared/reference/PAPER_NUMBERS.md.
@@ -46,7 +47,7 @@ def main(argv: list[str] | None = None) -> int:
         help="draw the held-out tasks of this seed (default: the run's), "
         "to compare runs of different seeds on the same tasks",
     )
-    parser.add_argument("--backend", choices=["local", "processes"], help="sampler backend")
+    parser.add_argument("--backend", choices=list(BACKENDS), help="sampler backend")
     parser.add_argument("--out", help="directory for evaluation.json and the plot (default: the run)")
     args = parser.parse_args(argv)
     try:

@@ -32,7 +32,7 @@ from metarl.config import (
 from metarl.logger import Logger
 from metarl.tasks import sample_train_tasks
 
-RESUMABLE_KEYS = {"meta_iterations", "checkpoint_every", "sampler_backend", "num_workers"}
+RESUMABLE_KEYS = {"meta_iterations", "checkpoint_every", "sampler_backend", "num_workers", "ray_address"}
 
 
 def run_name(config: TrainConfig) -> str:

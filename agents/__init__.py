@@ -34,6 +34,7 @@ def build(config: TrainConfig) -> tuple[MAMLTRPO, TaskFamily, Sampler]:
         backend=config.sampler_backend,
         num_workers=config.num_workers,
         rescale_actions=config.rescale_actions,
+        address=config.ray_address,
     )
     return AGENTS[config.agent](config, policy, sampler), family, sampler
 

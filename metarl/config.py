@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import importlib.util
 import types
 import typing
 from dataclasses import dataclass, field
@@ -55,8 +56,9 @@ class TrainConfig:
     line_search_max_backtracks: int = 15
     # sampling
     rescale_actions: bool = True  # policy acts in [-1, 1], mapped onto the env's bounds (rllab)
-    sampler_backend: str = "processes"
+    sampler_backend: str = "processes"  # processes | ray | local
     num_workers: int | None = None  # None: one per core  # noqa: UP007
+    ray_address: str | None = None  # ray backend: the cluster to join; None starts a local one  # noqa: UP007
     # runs, checkpoints, evaluation
     run_root: str = "runs"
     checkpoint_every: int = 10  # meta-iterations between checkpoints (and always at the end)
@@ -169,6 +171,8 @@ def validate(config: TrainConfig) -> None:
         raise ConfigError(f"unknown agent {config.agent!r}; choose from {', '.join(sorted(AGENTS))}")
     if config.sampler_backend not in BACKENDS:
         raise ConfigError(f"unknown sampler_backend {config.sampler_backend!r}; choose from {list(BACKENDS)}")
+    if config.sampler_backend == "ray" and importlib.util.find_spec("ray") is None:
+        raise ConfigError("sampler_backend 'ray' needs Ray: pip install 'metarl[ray]' (or pip install ray)")
 
     def require(condition: bool, message: str) -> None:
         if not condition:

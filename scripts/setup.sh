@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Set up (or refresh) a virtual environment in .venv with metarl, its dependencies and the
-# dev tools. Idempotent; safe to run before every command.
+# dev tools and Ray (the tests cover the ray sampler backend). Idempotent; safe to run before
+# every command.
 #
 # torch: installed only when .venv has none. It is pinned to a version, not to a build:
 # where pip is configured with a local CPU wheel of that version (as on our CI machines)
@@ -19,7 +20,7 @@ if ! .venv/bin/python -c "import torch" >/dev/null 2>&1; then
   .venv/bin/python -m pip install -q "torch==${TORCH_VERSION}" 2>&1 | grep -v "is ignored: it is neither a file nor a directory" || true
   .venv/bin/python -c "import torch" || { echo "setup: torch failed to install" >&2; exit 1; }
 fi
-.venv/bin/python -m pip install -q -e ".[dev]" 2>&1 | grep -v "is ignored: it is neither a file nor a directory" || true
-.venv/bin/python -c "import metarl, envs, agents, gymnasium, mujoco, tensorboard" \
+.venv/bin/python -m pip install -q -e ".[dev,ray]" 2>&1 | grep -v "is ignored: it is neither a file nor a directory" || true
+.venv/bin/python -c "import metarl, envs, agents, gymnasium, mujoco, tensorboard, ray" \
   || { echo "setup: metarl failed to install" >&2; exit 1; }
 echo "setup: .venv ready ($(.venv/bin/python -c 'import torch; print("torch", torch.__version__)'))"

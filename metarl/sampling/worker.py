@@ -219,7 +219,9 @@ class RolloutWorker:
                 for seed in request.slot_seeds[:, 1]
             ]
         )
-        params = {name: torch.from_numpy(value) for name, value in request.params.items()}
+        params = {
+            name: torch.tensor(value) for name, value in request.params.items()
+        }  # copies: may be read-only
         obs_grid = torch.zeros(num_tasks, request.episodes_per_task, obs.shape[1])
         slot_task, slot_episode = request.slot_task, request.slot_episode
         running = np.arange(num_slots)  # slots whose episode is still going
