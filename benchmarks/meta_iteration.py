@@ -9,15 +9,15 @@ steps, before and after one adaptation step: 320k MuJoCo steps), split into
 - inner adaptation: advantages, inner loss and its gradient (with graph), adapted params;
 - outer update: surrogate, meta-gradient, conjugate gradient and the line search;
 - other: the rest (task sampling, metrics).
-The reference is the pure physics time of the same number of steps: bare ``mj_step`` loops
-at the env's frame skip, run in parallel on all workers' cores (so the machine's own
-scaling is in it). Iterations after the first are timed (the first builds the envs).
+The reference is the pure physics time of the same steps: the iteration's episodes
+replayed exactly (same reset states and actions) in bare ``mj_step`` loops at the env's
+frame skip, in parallel on all workers' cores, so the machine's own scaling is in it (see
+benchmarks/physics.py). Iterations after the first are timed (the first builds the envs).
 """
 
 from __future__ import annotations
 
 import argparse
-import multiprocessing as mp
 import os
 import sys
 import time
@@ -28,43 +28,27 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from agents import build  # noqa: E402
+from benchmarks.physics import replay_seconds, replays  # noqa: E402
 from metarl.config import load_config  # noqa: E402
+from metarl.episodes import Episodes  # noqa: E402
+from metarl.seeding import slot_seeds  # noqa: E402
 from metarl.tasks import sample_train_tasks  # noqa: E402
 
 PRESET = Path(__file__).resolve().parents[1] / "configs" / "maml_trpo_halfcheetah_vel.yaml"
 
 
-def _physics_worker(env_id: str, steps: int, start_barrier, result_queue) -> None:
-    import mujoco
+class RecordingSampler:
+    """Passes sample calls through to a sampler, keeping what the physics replay needs."""
 
-    from metarl.tasks import family_of
+    def __init__(self, sampler) -> None:
+        self.sampler = sampler
+        self.calls: list[tuple[Episodes, np.ndarray]] = []
 
-    family = family_of(env_id)
-    model, frame_skip = family.model, family.frame_skip
-    data = mujoco.MjData(model)
-    controls = np.random.default_rng(0).uniform(-1, 1, (steps, model.nu))
-    start_barrier.wait()
-    start = time.perf_counter()
-    for control in controls:
-        data.ctrl[:] = control
-        mujoco.mj_step(model, data, nstep=frame_skip)
-    result_queue.put(time.perf_counter() - start)
-
-
-def physics_time(env_id: str, total_steps: int, workers: int) -> float:
-    """Wall seconds for `total_steps` bare mj_steps split over `workers` parallel processes."""
-    context = mp.get_context("spawn")
-    barrier, results = context.Barrier(workers), context.Queue()
-    processes = [
-        context.Process(target=_physics_worker, args=(env_id, total_steps // workers, barrier, results))
-        for _ in range(workers)
-    ]
-    for process in processes:
-        process.start()
-    times = [results.get() for _ in processes]
-    for process in processes:
-        process.join()
-    return max(times)
+    def sample(self, tasks, params, episodes_per_task, seed_sequence) -> Episodes:
+        episodes = self.sampler.sample(tasks, params, episodes_per_task, seed_sequence)
+        reset_seeds = slot_seeds(seed_sequence, len(tasks) * episodes_per_task)[:, 0]
+        self.calls.append((episodes, reset_seeds))
+        return episodes
 
 
 def main() -> None:
@@ -78,17 +62,25 @@ def main() -> None:
     args = parser.parse_args()
     config = load_config(args.config, [*args.overrides, f"num_workers={args.workers}"])
     agent, family, sampler = build(config)
-    rows = []
+    recorder = agent.sampler = RecordingSampler(sampler)
+    rows, physics_times = [], []
     with sampler:
         for iteration in range(args.iterations + 1):
+            recorder.calls.clear()
             start = time.perf_counter()
             tasks = sample_train_tasks(family, config.meta_batch_size, config.seed, iteration)
             metrics = agent.train_step(tasks, iteration)
             total = time.perf_counter() - start
             if iteration > 0:
                 rows.append((metrics, total))
+                jobs = [
+                    job
+                    for episodes, seeds in recorder.calls
+                    for job in replays(config.env_id, episodes, seeds)
+                ]
+                physics_times.append(replay_seconds(config.env_id, jobs, args.workers))
     steps = int(rows[0][0]["charts/iteration_env_steps"])
-    physics = float(np.median([physics_time(config.env_id, steps, args.workers) for _ in range(2)]))
+    physics = float(np.median(physics_times))
 
     def median(key: str) -> float:
         return float(np.median([m[key] for m, _ in rows]))
