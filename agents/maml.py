@@ -69,7 +69,13 @@ class InnerStep:
 
     def restricted(self, agent: MAMLTRPO, num_episodes: int) -> InnerStep:
         """The same step's loss on the first `num_episodes` episodes of each task (same
-        parameters and advantages): its Hessian estimates the full one at a fraction of the cost."""
+        parameters and advantages), for curvature estimates at a fraction of the cost.
+
+        Its Hessian is an unbiased estimate of the full one, but J_s^T F J_s (J_s = I -
+        lr H_s on both sides) overestimates J^T F J on average by lr^2 E[dH F dH], a PSD
+        term: subsampled curvature makes TRPO's steps a little shorter, never longer than
+        the KL bound allows (the line search checks the KL on all episodes).
+        """
         if not any(g.requires_grad for g in self.gradients):  # first order: nothing to estimate
             return self
         episodes = self.episodes.first(num_episodes)
@@ -232,7 +238,7 @@ class MAMLTRPO:
         # The KL Hessian (the CG's matrix) may be estimated on the first episodes of each
         # task only (TRPO's subsampled Fisher-vector products; rllab's subsample_factor): the
         # meta-gradient and the line search's KL check still use every episode.
-        curvature_episodes = max(1, round(cfg.curvature_fraction * valid.episodes_per_task))
+        curvature_episodes = max(1, int(cfg.curvature_fraction * valid.episodes_per_task + 0.5))
         if curvature_episodes < valid.episodes_per_task:
             curvature_valid = valid.first(curvature_episodes)
             curvature_steps = [step.restricted(self, curvature_episodes) for step in inner_steps]

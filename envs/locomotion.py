@@ -40,7 +40,7 @@ from metarl.tasks import Task, check_task_json
 
 
 class _TaskFamilyMixin:
-    """Persistent task, ``reset(options={"task": ...})``, ``task`` property, ``info["task"]``."""
+    """Persistent task, ``reset(options={"task": ...})``, ``task`` property, ``info["task"]`` on reset."""
 
     _task: Task
 
@@ -215,7 +215,7 @@ class _LocomotionFamily(_TaskFamilyMixin):
         name, task_reward = self._task_reward(velocity_xy, qpos, task_vectors)
         terminated, terms = self._healthy_and_costs(qpos, qvel, cfrc_ext, actions)
         terms = {name: task_reward, **terms}
-        reward = sum(terms.values())
+        reward = sum(terms.values())  # in the family's order of terms
         info = {"x_position": qpos[:, 0], "x_velocity": velocity_xy[:, 0], **terms}
         return reward, terminated, info
 
@@ -317,10 +317,10 @@ class _AntFamily(_LocomotionFamily, AntEnv):
         forces = self._clipped_contact_forces(cfrc_ext)
         contact_cost = self._contact_cost_weight * np.square(forces).reshape(len(qpos), -1).sum(axis=1)
         terminated = ~healthy if self._terminate_when_unhealthy else np.zeros(len(qpos), bool)
-        return terminated, {
+        return terminated, {  # summed in this order: ((task + survive) - ctrl) - contact
+            "reward_survive": healthy * self._healthy_reward,
             "reward_ctrl": -self._control_cost(actions),
             "reward_contact": -contact_cost,
-            "reward_survive": healthy * self._healthy_reward,
         }
 
     def outcome(
@@ -554,8 +554,8 @@ class LocomotionVectorEnv(VectorEnv):
         options = options or {}
         if "task" in options:
             self.set_attr("task", options["task"])
-        if seed is None or isinstance(seed, int):
-            seeds = [None if seed is None else seed + i for i in range(self.num_envs)]
+        if seed is None or isinstance(seed, (int, np.integer)):
+            seeds = [None if seed is None else int(seed) + i for i in range(self.num_envs)]
         else:
             seeds = list(seed)
             if len(seeds) != self.num_envs:
@@ -611,19 +611,30 @@ class LocomotionVectorEnv(VectorEnv):
         self, actions: np.ndarray
     ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, dict[str, Any]]:
         actions = np.asarray(actions).reshape(self.num_envs, -1)
-        all_slots = np.arange(self.num_envs)
-        observations, rewards, terminated, info = self.step_slots(actions, all_slots)
-        self._elapsed += 1
-        truncated = (self._elapsed >= self.max_episode_steps) & ~terminated
-        # NEXT_STEP autoreset: sub-envs that ended on the previous step reset now.
+        # NEXT_STEP autoreset: sub-envs that ended on the previous step reset now, unstepped.
         resetting = np.flatnonzero(self._needs_reset)
+        stepping = np.flatnonzero(~self._needs_reset)
+        observations = np.zeros((self.num_envs, *self.single_observation_space.shape))
+        rewards = np.zeros(self.num_envs)
+        terminated = np.zeros(self.num_envs, bool)
+        info: dict[str, Any] = {}
+        if len(stepping):
+            step_obs, step_rewards, step_terminated, step_info = self.step_slots(actions[stepping], stepping)
+            observations[stepping], rewards[stepping], terminated[stepping] = (
+                step_obs,
+                step_rewards,
+                step_terminated,
+            )
+            for name, values in step_info.items():  # sub-envs that reset report 0
+                info[name] = np.zeros(self.num_envs)
+                info[name][stepping] = values
+        self._elapsed[stepping] += 1
         for slot in resetting:
             self._reset_slot(int(slot), None)
         if len(resetting):
             observations[resetting] = self._observe(resetting)
-            rewards[resetting] = 0.0
-            terminated[resetting] = False
-            truncated[resetting] = False
+        truncated = (self._elapsed >= self.max_episode_steps) & ~terminated
+        truncated[resetting] = False
         self._needs_reset = terminated | truncated
         self._last_obs = observations
         info["task"] = self.task

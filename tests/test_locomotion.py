@@ -137,7 +137,8 @@ def test_task_sampling_uses_only_the_generator_and_streams_differ(name):
 
 @pytest.mark.parametrize(
     ("name", "mode"),
-    [(name, "sync") for name in FAMILIES] + [("HalfCheetahVel", "async"), ("AntGoal", "async")],
+    [(name, mode) for name in FAMILIES for mode in ("sync", "vector_entry_point")]
+    + [("HalfCheetahVel", "async"), ("AntGoal", "async")],
 )
 def test_vector_env_sub_envs_keep_their_tasks_across_autoresets(name, mode):
     num_envs = 3

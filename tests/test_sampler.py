@@ -86,15 +86,19 @@ def test_close_leaves_no_process_behind():
     assert not [c for c in mp.active_children() if c.name.startswith("metarl-sampler")]
 
 
-def test_a_killed_worker_gives_a_clear_error_not_a_hang():
+def test_a_killed_worker_gives_a_clear_error_not_a_hang_and_closes_cleanly():
     tasks, policy, params = _setup()
-    with Sampler(ENV_ID, {}, policy.spec(), 10, backend="processes", num_workers=2) as sampler:
-        os.kill(sampler._workers._processes[1].pid, signal.SIGKILL)
-        sampler._workers._processes[1].join(5)
-        start = time.monotonic()
-        with pytest.raises(SamplerError, match=r"worker 1 .*(died|pipe)"):
-            sampler.sample(tasks, params, 2, seeding.seed_sequence(0, 3))
-        assert time.monotonic() - start < 10
+    sampler = Sampler(ENV_ID, {}, policy.spec(), 10, backend="processes", num_workers=2)
+    sampler.sample(tasks, params, 2, seeding.seed_sequence(0, 3))  # creates the shared block
+    block_name = sampler._workers._block.name
+    os.kill(sampler._workers._processes[1].pid, signal.SIGKILL)
+    start = time.monotonic()
+    with pytest.raises(SamplerError, match=r"worker 1 .*on tasks \[.*\]: the process died"):
+        sampler.sample(tasks, params, 2, seeding.seed_sequence(0, 3))
+    assert time.monotonic() - start < 10
+    sampler.close()
+    assert not [c for c in mp.active_children() if c.name.startswith("metarl-sampler")]
+    assert not os.path.exists(f"/dev/shm/{block_name.lstrip('/')}")  # the episode block is freed
 
 
 def test_an_env_error_in_a_worker_names_the_tasks_and_the_cause():
@@ -164,3 +168,43 @@ def test_backends_agree_on_a_mujoco_family_with_early_terminations():
     assert expected.terminated.any()  # the ant falls over in some episodes: padding is exercised
     lengths = expected.lengths
     assert torch.all(expected.mask.sum(-1) == lengths) and lengths.min() < 60
+
+
+def test_a_call_left_early_does_not_leak_stale_episodes_into_the_next(monkeypatch):
+    """Ctrl-C (here: an exception) while workers sample: the next call waits their replies
+    out before reusing the shared block, and returns its own episodes."""
+    import metarl.sampling.sampler as sampler_module
+
+    tasks, policy, params = _setup()
+    stream = seeding.seed_sequence(3, seeding.SAMPLING, 9)
+    with Sampler(ENV_ID, {}, policy.spec(), 50, backend="local") as local:
+        expected = local.sample(tasks, params, 4, stream)
+    with Sampler(ENV_ID, {}, policy.spec(), 50, backend="processes", num_workers=2) as sampler:
+        real_wait = sampler_module.mp_connection.wait
+
+        def interrupted_wait(*args, **kwargs):
+            raise KeyboardInterrupt
+
+        monkeypatch.setattr(sampler_module.mp_connection, "wait", interrupted_wait)
+        other = {k: v + 0.5 for k, v in params.items()}  # an earlier call with other parameters
+        with pytest.raises(KeyboardInterrupt):
+            sampler.sample(tasks, other, 4, seeding.seed_sequence(3, seeding.SAMPLING, 8))
+        monkeypatch.setattr(sampler_module.mp_connection, "wait", real_wait)
+        got = sampler.sample(tasks, params, 4, stream)
+    for field in FIELDS:
+        assert torch.equal(getattr(expected, field), getattr(got, field)), field
+
+
+def test_a_worker_that_does_not_answer_in_time_is_stopped_and_reported():
+    tasks, policy, params = _setup()
+    with Sampler(
+        ENV_ID, {}, policy.spec(), 2000, backend="processes", num_workers=2, timeout_s=0.3
+    ) as sampler:
+        start = time.monotonic()
+        with pytest.raises(
+            SamplerError, match=r"worker \d .*on tasks .*no answer within 0.3 s; the worker was stopped"
+        ):
+            sampler.sample(tasks[1:], {k: v[1:] for k, v in params.items()}, 300, seeding.seed_sequence(0, 3))
+        assert time.monotonic() - start < 10
+        with pytest.raises(SamplerError, match=r"died"):  # and stays reported, no hang
+            sampler.sample(tasks, params, 2, seeding.seed_sequence(0, 3))

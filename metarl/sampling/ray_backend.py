@@ -9,11 +9,12 @@ the one this process already started is reused.
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 import numpy as np
 
-from metarl.sampling.sampler import Layout, SamplerError, worker_failure
+from metarl.sampling.sampler import STARTUP_TIMEOUT_S, Layout, SamplerError, worker_failure
 from metarl.sampling.worker import RolloutRequest, RolloutWorker
 
 
@@ -53,45 +54,57 @@ class RayWorkers:
             else:
                 ray.init(num_cpus=num_workers, include_dashboard=False, logging_level="warning")
                 self._started_ray = True
-        actor_class = ray.remote(num_cpus=1, max_restarts=0)(_ActorWorker)
-        self._actors = [actor_class.remote(*worker_args) for _ in range(num_workers)]
+        self._actors: list[Any] = []
         self._pending_tasks: dict[int, list] = {}
         try:
+            actor_class = ray.remote(num_cpus=1, max_restarts=0)(_ActorWorker)
+            self._actors = [actor_class.remote(*worker_args) for _ in range(num_workers)]
+            deadline = time.monotonic() + max(timeout_s, STARTUP_TIMEOUT_S)
             for index, actor in enumerate(self._actors):
-                self._get(index, actor.ping.remote(), "starting")
+                self._get(index, actor.ping.remote(), "starting", deadline)
         except BaseException:
             self.close()
             raise
 
     def run(self, requests: list[RolloutRequest], layout: Layout) -> dict[str, np.ndarray]:
         """Give request i to actor i; returns the episode arrays of all slots, in order."""
+        if len(requests) > len(self._actors):
+            raise ValueError(f"{len(requests)} requests for {len(self._actors)} actors")
         self._pending_tasks = {index: request.tasks for index, request in enumerate(requests)}
         refs = [actor.rollout.remote(request) for actor, request in zip(self._actors, requests)]
         results, first_error = [], None
+        deadline = time.monotonic() + self.timeout_s  # one deadline for the whole call
         for index, ref in enumerate(refs):  # wait for all, so no call is left running
             try:
-                results.append(self._get(index, ref, "sampling"))
+                results.append(self._get(index, ref, "sampling", deadline))
             except SamplerError as err:
                 first_error = first_error or err
         if first_error is not None:
             raise first_error
         return {name: np.concatenate([r[name] for r in results]) for name in layout}
 
-    def _get(self, index: int, ref: Any, doing: str) -> Any:
+    def _get(self, index: int, ref: Any, doing: str, deadline: float) -> Any:
         ray = self._ray
         tasks = self._pending_tasks.get(index)
         try:
-            return ray.get(ref, timeout=self.timeout_s)
+            return ray.get(ref, timeout=max(0.0, deadline - time.monotonic()))
         except ray.exceptions.GetTimeoutError as err:
-            raise worker_failure(index, doing, tasks, f"no answer within {self.timeout_s:.0f} s") from err
+            self._ray.kill(self._actors[index])  # a hung actor is stopped, never waited for again
+            cause = f"no answer within {self.timeout_s:g} s; the actor was stopped"
+            raise worker_failure(index, doing, tasks, cause) from err
         except ray.exceptions.RayActorError as err:
-            raise worker_failure(index, doing, tasks, f"the actor died ({type(err).__name__})") from err
+            cause = f"the actor died ({type(err).__name__}: {str(err).strip()})"
+            raise worker_failure(index, doing, tasks, cause) from err
         except ray.exceptions.RayTaskError as err:
             cause = str(err).strip().splitlines()[-1]
             raise worker_failure(index, doing, tasks, f"{cause}\nworker traceback:\n{err}") from err
+        except ray.exceptions.RayError as err:  # lost objects, out of memory, system errors
+            raise worker_failure(index, doing, tasks, f"{type(err).__name__}: {err}") from err
 
     def close(self) -> None:
         """Kill the actors; shut down the local cluster if this sampler started it."""
+        if not hasattr(self, "_ray"):
+            return
         for actor in getattr(self, "_actors", []):
             try:
                 self._ray.kill(actor)

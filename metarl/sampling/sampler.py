@@ -11,8 +11,9 @@ Backends (all run the same `RolloutWorker` and give identical episodes for the s
 
 Every slot's randomness comes from its own seed (see `RolloutWorker`). A sampler is a
 context manager; `close()` stops its workers and frees the shared memory. A worker that dies
-or raises turns into a `SamplerError` naming the worker, its tasks and the cause, never a
-hang.
+or raises while sampling turns into a `SamplerError` naming the worker, its tasks and the
+cause (an exception and its traceback, or the exit code and signal), never a hang; a worker
+that does not answer within ``timeout_s`` is stopped and reported the same way.
 """
 
 from __future__ import annotations
@@ -36,6 +37,7 @@ from metarl.seeding import slot_seeds
 from metarl.tasks import Task
 
 BACKENDS = ("processes", "ray", "local")
+STARTUP_TIMEOUT_S = 120.0  # for a worker to import, build its policy and answer
 
 
 class SamplerError(RuntimeError):
@@ -120,6 +122,7 @@ class ProcessWorkers:
         self._conns: list[Any] = []
         self._block: shared_memory.SharedMemory | None = None
         self._pending_tasks: dict[int, list[Task]] = {}
+        self._outstanding: set[int] = set()  # workers with a request not yet answered
         context = mp.get_context(start_method)
         try:
             for index in range(num_workers):
@@ -134,8 +137,8 @@ class ProcessWorkers:
                 child_conn.close()
                 self._processes.append(process)
                 self._conns.append(parent_conn)
-            for index in range(num_workers):
-                self._receive(index, "starting")
+            for index in range(num_workers):  # imports and env construction may take a while
+                self._receive(index, "starting", max(timeout_s, STARTUP_TIMEOUT_S))
         except BaseException:
             self.close()
             raise
@@ -151,6 +154,7 @@ class ProcessWorkers:
     def run(self, requests: list[RolloutRequest], layout: Layout) -> dict[str, np.ndarray]:
         """Run the requests (consecutive slot ranges) on whichever worker is free; returns
         the episode arrays of all slots, in order."""
+        self._drain()
         arrays = self._shared_arrays(layout)
         ends = np.cumsum([len(request.slot_task) for request in requests]).tolist()
         rows = list(zip([0, *ends[:-1]], ends))
@@ -165,10 +169,15 @@ class ProcessWorkers:
             busy[worker] = time.monotonic() + self.timeout_s
             self._send(worker, ("rollout", requests[number], self._block.name, layout, rows[number]))
 
-        for worker in range(min(self.num_workers, len(requests))):
-            dispatch(worker)
-        # Wait for every dispatched request even after a failure, so that no stale reply is
-        # left in a pipe to be mistaken for the answer to the next call.
+        try:
+            for worker in range(min(self.num_workers, len(requests))):
+                dispatch(worker)
+        except SamplerError as err:
+            first_error = err
+            waiting.clear()
+        # Wait for every dispatched request even after a failure. (A call left early, by
+        # Ctrl-C for instance, leaves its requests outstanding; the next call drains them
+        # before it reuses the shared block.)
         while busy:
             ready = mp_connection.wait([self._conns[w] for w in busy], timeout=0.05)
             finished = [self._conns.index(conn) for conn in ready]
@@ -179,8 +188,9 @@ class ProcessWorkers:
                     finished.append(worker)
                 elif time.monotonic() > busy[worker]:
                     del busy[worker]
+                    self._stop(worker)  # a hung worker is stopped, never waited for again
                     first_error = first_error or self._error(
-                        worker, "sampling", f"no answer within {self.timeout_s:.0f} s"
+                        worker, "sampling", f"no answer within {self.timeout_s:g} s; the worker was stopped"
                     )
             for worker in finished:
                 del busy[worker]
@@ -194,36 +204,72 @@ class ProcessWorkers:
             raise first_error
         return {name: array.copy() for name, array in arrays.items()}  # the block is reused
 
+    def _drain(self) -> None:
+        """Wait out requests of an earlier call that was left early (their replies are stale)."""
+        for worker in sorted(self._outstanding):
+            try:
+                self._receive(worker, "finishing an interrupted call")
+            except SamplerError:
+                if not self._processes[worker].is_alive():
+                    raise
+                # else: the earlier call's own failure, stale now; the worker itself is fine
+
     def _send(self, index: int, message: tuple) -> None:
         try:
             self._conns[index].send(message)
         except (BrokenPipeError, ConnectionResetError, OSError) as err:
-            raise self._error(index, "sending work", f"its pipe is closed ({err})") from err
+            raise self._error(index, "sampling", self._death(index, f"its pipe is closed ({err})")) from err
+        self._outstanding.add(index)
 
-    def _receive(self, index: int, doing: str) -> Any:
+    def _receive(self, index: int, doing: str, timeout_s: float | None = None) -> Any:
         conn, process = self._conns[index], self._processes[index]
-        deadline = time.monotonic() + self.timeout_s
+        timeout_s = self.timeout_s if timeout_s is None else timeout_s
+        deadline = time.monotonic() + timeout_s
         while not conn.poll(0.05):
             if not process.is_alive():
                 break
             if time.monotonic() > deadline:
-                raise self._error(index, doing, f"no answer within {self.timeout_s:.0f} s")
+                self._stop(index)
+                raise self._error(index, doing, f"no answer within {timeout_s:g} s; the worker was stopped")
         return self._read(index, doing)
 
     def _read(self, index: int, doing: str) -> Any:
         """The reply of worker `index`, which has one or has died."""
-        conn, process = self._conns[index], self._processes[index]
-        if not conn.poll(0):
-            process.join(timeout=1.0)
-            raise self._error(index, doing, f"the process died with exit code {process.exitcode}")
+        conn = self._conns[index]
         try:
+            if not conn.poll(0):
+                raise EOFError
             status, payload = conn.recv()
         except (EOFError, ConnectionResetError, OSError) as err:
-            raise self._error(index, doing, f"its pipe broke ({err})") from err
+            self._outstanding.discard(index)
+            raise self._error(index, doing, self._death(index, f"its pipe broke ({err!r})")) from err
+        self._outstanding.discard(index)
         if status == "error":
             cause = payload.strip().splitlines()[-1]
             raise self._error(index, doing, f"{cause}\nworker traceback:\n{payload}")
         return payload
+
+    def _death(self, index: int, otherwise: str) -> str:
+        """Why worker `index` cannot answer: its exit (code, signal) if it has died."""
+        process = self._processes[index]
+        process.join(timeout=1.0)
+        code = process.exitcode
+        if code is None:
+            return otherwise
+        if code < 0:
+            name = signal.Signals(-code).name if -code in signal.valid_signals() else f"signal {-code}"
+            hint = ", e.g. the out-of-memory killer" if -code == signal.SIGKILL else ""
+            return f"the process died with exit code {code} (killed by {name}{hint})"
+        return f"the process died with exit code {code}"
+
+    def _stop(self, index: int) -> None:
+        process = self._processes[index]
+        process.terminate()
+        process.join(timeout=2.0)
+        if process.is_alive():
+            process.kill()
+            process.join()
+        self._outstanding.discard(index)
 
     def _error(self, index: int, doing: str, cause: str) -> SamplerError:
         return worker_failure(index, doing, self._pending_tasks.get(index), cause)
@@ -241,11 +287,14 @@ class ProcessWorkers:
                 conn.send(("close",))
             except (BrokenPipeError, OSError):
                 pass
+        deadline = time.monotonic() + 2.0  # one grace period for all (busy workers finish first)
         for process in self._processes:
-            process.join(timeout=2.0)
+            process.join(timeout=max(0.0, deadline - time.monotonic()))
+        for process in self._processes:
             if process.is_alive():
                 process.terminate()
-                process.join(timeout=2.0)
+        for process in self._processes:
+            process.join(timeout=2.0)
             if process.is_alive():
                 process.kill()
                 process.join()
