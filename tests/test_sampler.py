@@ -208,3 +208,30 @@ def test_a_worker_that_does_not_answer_in_time_is_stopped_and_reported():
         assert time.monotonic() - start < 10
         with pytest.raises(SamplerError, match=r"died"):  # and stays reported, no hang
             sampler.sample(tasks, params, 2, seeding.seed_sequence(0, 3))
+
+
+def test_a_family_without_its_own_vector_env_samples_through_gymnasiums_sync_vector_env():
+    """Same episodes as through the family's batched vector env (same physics, same reward
+    code, same seeds), only slower."""
+    import gymnasium as gym
+
+    from metarl.policies import make_policy
+    from metarl.tasks import family_of
+
+    plain_id = "metarl/HalfCheetahVelNoVectorEnv-v0"  # this process only: local backend
+    if plain_id not in gym.registry:
+        gym.register(plain_id, entry_point="envs.locomotion:HalfCheetahVelEnv", max_episode_steps=200)
+    family = family_of("metarl/HalfCheetahVel-v0")
+    generator = torch.Generator().manual_seed(0)
+    policy = make_policy(family.observation_space, family.action_space, [16, 16], "relu", 1.0, generator)
+    tasks = family.sample_tasks(2, np.random.default_rng(0))
+    params = detach_params(stack_params(policy.params(), 2))
+    stream = seeding.seed_sequence(5, seeding.SAMPLING, 0)
+    episodes = []
+    for env_id in ("metarl/HalfCheetahVel-v0", plain_id):
+        with Sampler(env_id, {}, policy.spec(), 30, backend="local") as sampler:
+            episodes.append(sampler.sample(tasks, params, 3, stream))
+            episodes.append(sampler.sample(tasks[:1], {k: v[:1] for k, v in params.items()}, 2, stream))
+    for field in FIELDS:
+        assert torch.equal(getattr(episodes[0], field), getattr(episodes[2], field)), field
+        assert torch.equal(getattr(episodes[1], field), getattr(episodes[3], field)), field

@@ -1,11 +1,11 @@
 """The rollout worker every sampler backend runs.
 
-A worker owns envs for its share of (task, episode) slots (the family's batched vector
-env, stepping only running episodes where it can; one gymnasium env per slot for other
-ids) and a copy of the policy. It runs whole episodes, one batched policy forward per step over all its slots,
-each slot with the (adapted) parameters of its task. All randomness of a slot (its reset
-seed and its action noise) comes from that slot's own seed, so the episodes do not depend
-on how slots are split among workers.
+A worker owns a vector env over its share of (task, episode) slots (the family's own
+batched one, stepping only running episodes where it can; gymnasium's sync vector env for
+other ids) and a copy of the policy. It runs whole episodes, one batched policy forward
+per step over all its slots, each slot with the (adapted) parameters of its task. All
+randomness of a slot (its reset seed and its action noise) comes from that slot's own
+seed, so the episodes do not depend on how slots are split among workers.
 """
 
 from __future__ import annotations
@@ -23,20 +23,35 @@ from metarl.tasks import Task
 
 
 class BatchedSlots:
-    """All slots in the family's own batched vector env (its ``vector_entry_point``).
+    """All slots in one vector env, one sub-env per slot.
 
     If the vector env has ``step_slots(actions, slots)`` (the MuJoCo families'
     `LocomotionVectorEnv`), only slots whose episode is running are stepped; otherwise
-    (cheap numpy envs) every sub-env steps every time and the caller ignores finished ones.
+    (Navigation2D's numpy env, or gymnasium's sync vector env for a family without a
+    vector env of its own) every sub-env steps every time and the caller ignores finished
+    ones. A set of slots can serve calls with fewer slots (`capacity`).
     """
 
-    def __init__(self, env_id: str, env_kwargs: dict[str, Any], num_slots: int, horizon: int) -> None:
-        self.env = gym.make_vec(
-            env_id,
-            num_envs=num_slots,
-            vectorization_mode="vector_entry_point",
-            **{**env_kwargs, "max_episode_steps": horizon},
-        )
+    def __init__(
+        self, env_id: str, env_kwargs: dict[str, Any], num_slots: int, horizon: int, mode: str
+    ) -> None:
+        if mode == "sync":
+            self.env = gym.make_vec(
+                env_id,
+                num_envs=num_slots,
+                vectorization_mode="sync",
+                vector_kwargs={"autoreset_mode": gym.vector.AutoresetMode.NEXT_STEP},
+                max_episode_steps=horizon,
+                disable_env_checker=True,
+                **env_kwargs,
+            )
+        else:
+            self.env = gym.make_vec(
+                env_id,
+                num_envs=num_slots,
+                vectorization_mode=mode,
+                **{**env_kwargs, "max_episode_steps": horizon},
+            )
         self.action_space = self.env.single_action_space
         self._step_slots = getattr(self.env.unwrapped, "step_slots", None)
 
@@ -66,50 +81,16 @@ class BatchedSlots:
         self.env.close()
 
 
-class SingleEnvSlots:
-    """One gymnasium env per slot, for families without a vector entry point; only slots
-    whose episode is running are stepped."""
-
-    def __init__(self, env_id: str, env_kwargs: dict[str, Any], num_slots: int, horizon: int) -> None:
-        self.envs = [
-            gym.make(env_id, max_episode_steps=horizon, disable_env_checker=True, **env_kwargs)
-            for _ in range(num_slots)
-        ]
-        self.action_space = self.envs[0].action_space
-
-    @property
-    def capacity(self) -> int:
-        return len(self.envs)
-
-    def reset(self, tasks: list[Task], seeds: np.ndarray) -> np.ndarray:
-        """Start episodes in the first len(tasks) envs: observations [len(tasks), ...]."""
-        observations = []
-        for env, task, seed in zip(self.envs, tasks, seeds):
-            observations.append(env.reset(seed=int(seed), options={"task": task})[0])
-        return np.stack(observations)
-
-    def step(self, actions: np.ndarray, slots: np.ndarray) -> tuple[np.ndarray, ...]:
-        """Step `slots` [k] with actions [k, ...]: (observations, rewards, terminated), each [k, ...]."""
-        results = [self.envs[slot].step(action)[:3] for slot, action in zip(slots, actions)]
-        obs, reward, terminated = zip(*results) if results else ([], [], [])
-        return np.asarray(obs), np.asarray(reward, np.float64), np.asarray(terminated, bool)
-
-    def close(self) -> None:
-        for env in self.envs:
-            env.close()
-
-
-def make_slots(
-    env_id: str, env_kwargs: dict[str, Any], num_slots: int, horizon: int
-) -> BatchedSlots | SingleEnvSlots:
-    """The family's batched vector env if it registers one, else one env per slot.
+def make_slots(env_id: str, env_kwargs: dict[str, Any], num_slots: int, horizon: int) -> BatchedSlots:
+    """Envs for `num_slots` slots: the family's batched vector env if it registers one
+    (``vector_entry_point``), else gymnasium's synchronous vector env of single envs.
 
     Episodes are truncated at `horizon` steps, whatever the registered time limit.
     """
     import envs  # noqa: F401  (registers metarl/* ids)
 
-    batched = gym.spec(env_id).vector_entry_point is not None
-    return (BatchedSlots if batched else SingleEnvSlots)(env_id, env_kwargs, num_slots, horizon)
+    mode = "vector_entry_point" if gym.spec(env_id).vector_entry_point is not None else "sync"
+    return BatchedSlots(env_id, env_kwargs, num_slots, horizon, mode)
 
 
 def to_env_actions(actions: np.ndarray, space: gym.spaces.Box) -> np.ndarray:
@@ -174,9 +155,9 @@ class RolloutWorker:
         self.env_id, self.env_kwargs, self.horizon = env_id, dict(env_kwargs), horizon
         self.rescale_actions = rescale_actions
         self.policy = GaussianMLPPolicy(**policy_spec)
-        self._slots: BatchedSlots | SingleEnvSlots | None = None
+        self._slots: BatchedSlots | None = None
 
-    def _env(self, num_slots: int) -> BatchedSlots | SingleEnvSlots:
+    def _env(self, num_slots: int) -> BatchedSlots:
         """Envs for at least `num_slots` slots: one set, rebuilt only to grow."""
         if self._slots is None or self._slots.capacity < num_slots:
             self.close()
