@@ -235,3 +235,20 @@ def test_a_family_without_its_own_vector_env_samples_through_gymnasiums_sync_vec
     for field in FIELDS:
         assert torch.equal(getattr(episodes[0], field), getattr(episodes[2], field)), field
         assert torch.equal(getattr(episodes[1], field), getattr(episodes[3], field)), field
+
+
+def test_the_reused_shared_block_leaves_nothing_of_an_earlier_call():
+    """A call whose episodes ran to the horizon, then one with early terminations: the
+    second call's padding is zeros, not the first call's steps."""
+    tasks, policy, params = _setup()
+    far = [{"goal": [9.0, 9.0]} for _ in tasks]  # never reached in 50 steps: every step written
+    stream = seeding.seed_sequence(7, seeding.SAMPLING, 0)
+    with Sampler(ENV_ID, {}, policy.spec(), 50, backend="local") as local:
+        expected = local.sample(tasks, params, 5, stream)
+    with Sampler(ENV_ID, {}, policy.spec(), 50, backend="processes", num_workers=2) as processes:
+        assert processes.sample(far, params, 5, stream).mask.all()
+        got = processes.sample(tasks, params, 5, stream)
+    for field in FIELDS:
+        assert torch.equal(getattr(expected, field), getattr(got, field)), field
+    padding = got.mask == 0
+    assert padding.any() and (got.observations[padding] == 0).all() and (got.rewards[padding] == 0).all()

@@ -192,8 +192,7 @@ class RolloutWorker:
                 ).items()
             }
         )
-        for array in out.values():
-            array.fill(0)
+        out["terminated"].fill(False)  # steps are written as they happen, padding when episodes end
         noise = np.stack(
             [
                 policy.draw_noise(np.random.default_rng(int(seed)), (horizon, *policy.noise_shape()))
@@ -238,7 +237,10 @@ class RolloutWorker:
             out["rewards"][rows_of, t] = reward
             ended = np.asarray(terminated, bool)
             if ended.any():
-                out["terminated"][running[ended]] = True
+                finished = running[ended]
+                out["terminated"][finished] = True
+                for name in ("observations", "actions", "rewards", "mask"):
+                    out[name][finished, t + 1 :] = 0  # padding after the last step
                 running = running[~ended]
                 if not len(running):
                     break
