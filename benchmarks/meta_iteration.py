@@ -80,22 +80,21 @@ def main() -> None:
                 ]
                 physics_times.append(replay_seconds(config.env_id, jobs, args.workers))
     steps = int(rows[0][0]["charts/iteration_env_steps"])
-    physics = float(np.median(physics_times))
 
-    def median(key: str) -> float:
-        return float(np.median([m[key] for m, _ in rows]))
-
-    total = float(np.median([t for _, t in rows]))
+    # the breakdown of the iteration with the median total (so that the parts add up)
+    order = np.argsort([t for _, t in rows])
+    metrics, total = rows[int(order[len(order) // 2])]
     parts = {
-        "sampling": median("time/sample_s"),
-        "inner adaptation": median("time/adapt_s"),
-        "outer update": median("time/update_s"),
+        "sampling": metrics["time/sample_s"],
+        "inner adaptation": metrics["time/adapt_s"],
+        "outer update": metrics["time/update_s"],
     }
     parts["other"] = total - sum(parts.values())
+    physics = physics_times[int(order[len(order) // 2])]
     print(
         f"\n{config.env_id}: {config.meta_batch_size} tasks x {config.episodes_per_task} episodes x "
         f"{config.horizon} steps, {config.num_inner_steps} inner step(s), {args.workers} workers; "
-        f"median of {len(rows)} meta-iterations"
+        f"the median of {len(rows)} meta-iterations"
     )
     print(f"{'part':>18} | {'seconds':>8} | {'share':>6}")
     print("-" * 40)
@@ -103,6 +102,8 @@ def main() -> None:
         print(f"{name:>18} | {seconds:8.2f} | {seconds / total:6.1%}")
     print(f"{'whole iteration':>18} | {total:8.2f} |")
     print(f"\npure physics time for its {steps:,} steps on {args.workers} cores: {physics:.2f} s")
+    totals = [round(t, 2) for _, t in rows]
+    print(f"(all timed iterations: totals {totals} s, physics {[round(p, 2) for p in physics_times]} s)")
     print(f"whole iteration / physics: {total / physics:.2f}x (target <= 1.5x)")
     print(f"sampling / physics: {parts['sampling'] / physics:.2f}x")
 
