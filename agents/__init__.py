@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-from agents.maml import MAMLTRPO
+from agents.maml import MAMLPPO, MAMLTRPO
 from metarl import seeding
 from metarl.config import TrainConfig
 from metarl.policies import make_policy
 from metarl.sampling import Sampler
 from metarl.tasks import TaskFamily, family_of
 
-AGENTS = {"maml_trpo": MAMLTRPO}
+AGENTS = {"maml_trpo": MAMLTRPO, "maml_ppo": MAMLPPO}
 
 
 def build(config: TrainConfig) -> tuple[MAMLTRPO, TaskFamily, Sampler]:
@@ -39,4 +39,4 @@ def build(config: TrainConfig) -> tuple[MAMLTRPO, TaskFamily, Sampler]:
     return AGENTS[config.agent](config, policy, sampler), family, sampler
 
 
-__all__ = ["AGENTS", "MAMLTRPO", "build"]
+__all__ = ["AGENTS", "MAMLPPO", "MAMLTRPO", "build"]

@@ -1,4 +1,4 @@
-"""MAML with a policy-gradient inner loop and a TRPO outer step (Finn et al. 2017).
+"""MAML with a policy-gradient inner loop and a TRPO (`MAMLTRPO`) or PPO (`MAMLPPO`) outer step.
 
 One meta-iteration (`MAMLTRPO.train_step`), batched over the tasks of the meta-batch:
 
@@ -102,6 +102,8 @@ class InnerStep:
 class MAMLTRPO:
     """MAML-TRPO. `train_step` runs one meta-iteration; `adaptation_curve` evaluates."""
 
+    KEEPS_INNER_GRAPH = True  # the outer step chains through the inner steps' gradient graphs
+
     def __init__(self, config: TrainConfig, policy: GaussianMLPPolicy, sampler: Sampler) -> None:
         self.config = config
         self.policy = policy
@@ -158,7 +160,9 @@ class MAMLTRPO:
             episodes = self._sample(tasks, params, (seeding.SAMPLING, iteration, step))
             sample_time += time.perf_counter() - tick
             tick = time.perf_counter()
-            inner_step = InnerStep.build(self, params, episodes, cfg.first_order)
+            inner_step = InnerStep.build(
+                self, params, episodes, cfg.first_order or not self.KEEPS_INNER_GRAPH
+            )
             inner_steps.append(inner_step)
             params = inner_step.adapted(cfg.inner_lr)
             adapt_time += time.perf_counter() - tick
@@ -168,15 +172,37 @@ class MAMLTRPO:
         valid = self._sample(tasks, params, (seeding.SAMPLING, iteration, cfg.num_inner_steps))
         sample_time += time.perf_counter() - tick
 
-        # 3. Outer TRPO step on the meta-parameters.
+        # 3. Outer step on the meta-parameters (TRPO here, PPO in `MAMLPPO`).
         tick = time.perf_counter()
         valid_advantages = self.advantages(valid)
+        outer_metrics = self.outer_step(inner_steps, valid, valid_advantages)
+        update_time = time.perf_counter() - tick
+
+        env_steps = sum(step.episodes.env_steps for step in inner_steps) + valid.env_steps
+        pre_adapt = inner_steps[0].episodes if inner_steps else valid
+        return {
+            "meta/return_pre_adapt": float(pre_adapt.episode_returns().mean()),
+            "meta/return_post_adapt": float(valid.episode_returns().mean()),
+            "losses/inner_loss": float(np.mean([s.loss for s in inner_steps])) if inner_steps else 0.0,
+            **outer_metrics,
+            "charts/iteration_env_steps": env_steps,
+            "charts/env_steps_per_s": env_steps / max(sample_time, 1e-9),
+            "time/sample_s": sample_time,
+            "time/adapt_s": adapt_time,
+            "time/update_s": update_time,
+            "time/iteration_s": time.perf_counter() - start,
+        }
+
+    def outer_step(
+        self, inner_steps: list[InnerStep], valid: Episodes, valid_advantages: Tensor
+    ) -> dict[str, float]:
+        """One TRPO step on the meta-parameters; returns its metrics."""
+        cfg = self.config
         surrogate, meta_gradient, fisher_vector_product, evaluate = self.outer_terms(
             inner_steps, valid, valid_advantages
         )
-        meta_params = list(self.policy.parameters())
         result = trpo_step(
-            meta_params,
+            list(self.policy.parameters()),
             meta_gradient,
             fisher_vector_product,
             evaluate,
@@ -187,25 +213,12 @@ class MAMLTRPO:
             backtrack_ratio=cfg.line_search_backtrack_ratio,
             max_backtracks=cfg.line_search_max_backtracks,
         )
-        update_time = time.perf_counter() - tick
-
-        env_steps = sum(step.episodes.env_steps for step in inner_steps) + valid.env_steps
-        pre_adapt = inner_steps[0].episodes if inner_steps else valid
         return {
-            "meta/return_pre_adapt": float(pre_adapt.episode_returns().mean()),
-            "meta/return_post_adapt": float(valid.episode_returns().mean()),
-            "losses/inner_loss": float(np.mean([s.loss for s in inner_steps])) if inner_steps else 0.0,
             "losses/surrogate_before": result.loss_before,
             "losses/surrogate_after": result.loss_after,
             "losses/kl": result.kl,
             "trpo/step_fraction": result.step_fraction,
             "trpo/backtracks": result.backtracks,
-            "charts/iteration_env_steps": env_steps,
-            "charts/env_steps_per_s": env_steps / max(sample_time, 1e-9),
-            "time/sample_s": sample_time,
-            "time/adapt_s": adapt_time,
-            "time/update_s": update_time,
-            "time/iteration_s": time.perf_counter() - start,
         }
 
     def outer_terms(
@@ -316,3 +329,78 @@ class MAMLTRPO:
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         self.policy.load_state_dict(state["policy"])
+
+
+class MAMLPPO(MAMLTRPO):
+    """MAML with the same inner loop and a PPO outer step (clipped surrogate, Adam).
+
+    Each of ``ppo_epochs`` Adam steps recomputes the adaptation differentiably from the
+    current meta-parameters (on the same pre-adaptation episodes and advantages; second
+    order unless ``first_order``), evaluates the post-adaptation episodes under the adapted
+    policy, and descends -mean_tasks mean_steps min(r A, clip(r, 1 - eps, 1 + eps) A), r the
+    probability ratio to the policy that sampled them. The Adam state is part of the
+    checkpoint, so a resumed run equals an uninterrupted one.
+    """
+
+    KEEPS_INNER_GRAPH = False  # the adaptation is recomputed in each epoch
+
+    def __init__(self, config: TrainConfig, policy: GaussianMLPPolicy, sampler: Sampler) -> None:
+        super().__init__(config, policy, sampler)
+        self.optimizer = torch.optim.Adam(policy.parameters(), lr=config.outer_lr)
+
+    def adapted_from_meta(self, inner_steps: list[InnerStep], num_tasks: int) -> Params:
+        """The adapted parameters as a differentiable function of the meta-parameters."""
+        cfg = self.config
+        params = stack_params(self.policy.params(), num_tasks)
+        for step in inner_steps:
+            params = self.adapt(params, step.episodes, step.advantages, cfg.inner_lr, not cfg.first_order)
+        return params
+
+    def ppo_loss(
+        self, params: Params, valid: Episodes, advantages: Tensor, old_log_probs: Tensor
+    ) -> tuple[Tensor, Tensor, Tensor]:
+        """(clipped surrogate loss, mean KL estimate, fraction of clipped steps), each a scalar."""
+        eps = self.config.ppo_clip
+        log_probs = self.policy.log_prob(self.policy.distribution(valid.observations, params), valid.actions)
+        ratio = torch.exp(log_probs - old_log_probs)
+        objective = torch.min(ratio * advantages, ratio.clamp(1 - eps, 1 + eps) * advantages)
+        loss = -masked_task_mean(objective, valid.mask).mean()
+        with torch.no_grad():
+            kl = masked_task_mean(old_log_probs - log_probs, valid.mask).mean()
+            clipped = masked_task_mean(((ratio - 1).abs() > eps).to(ratio.dtype), valid.mask).mean()
+        return loss, kl, clipped
+
+    def outer_step(
+        self, inner_steps: list[InnerStep], valid: Episodes, valid_advantages: Tensor
+    ) -> dict[str, float]:
+        """``ppo_epochs`` Adam steps on the clipped surrogate; returns their metrics."""
+        num_tasks = valid.num_tasks
+        with torch.no_grad():
+            sampling_params = self.adapted_from_meta([], num_tasks)
+            if inner_steps:
+                sampling_params = inner_steps[-1].adapted(self.config.inner_lr)
+            old_dist = self.policy.distribution(valid.observations, sampling_params)
+            old_log_probs = self.policy.log_prob(old_dist, valid.actions)
+        losses = []
+        for _ in range(self.config.ppo_epochs):
+            params = self.adapted_from_meta(inner_steps, num_tasks)
+            loss, kl, clipped = self.ppo_loss(params, valid, valid_advantages, old_log_probs)
+            self.optimizer.zero_grad()
+            loss.backward()
+            self.optimizer.step()
+            losses.append(float(loss.detach()))
+        return {
+            "losses/surrogate_before": losses[0],
+            "losses/surrogate_last_epoch": losses[-1],
+            "losses/kl": float(kl),
+            "ppo/clip_fraction": float(clipped),
+        }
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"policy": self.policy.state_dict(), "optimizer": self.optimizer.state_dict()}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.policy.load_state_dict(state["policy"])
+        if "optimizer" not in state:
+            raise KeyError("a maml_ppo checkpoint must hold the Adam state ('optimizer')")
+        self.optimizer.load_state_dict(state["optimizer"])

@@ -54,6 +54,10 @@ class TrainConfig:
     curvature_fraction: float = 1.0  # share of each task's episodes in the KL-Hessian products
     line_search_backtrack_ratio: float = 0.8  # rllab's ConjugateGradientOptimizer
     line_search_max_backtracks: int = 15
+    # outer loop (PPO, agent maml_ppo)
+    ppo_epochs: int = 5  # Adam steps on each meta-batch, the adaptation recomputed for each
+    ppo_clip: float = 0.2  # the probability ratio is clipped to [1 - clip, 1 + clip]
+    outer_lr: float = 1e-3  # Adam step size
     # sampling
     rescale_actions: bool = True  # policy acts in [-1, 1], mapped onto the env's bounds (rllab)
     sampler_backend: str = "processes"  # processes | ray | local
@@ -187,11 +191,12 @@ def validate(config: TrainConfig) -> None:
         "eval_tasks",
         "cg_iterations",
         "line_search_max_backtracks",
+        "ppo_epochs",
     ):
         require(getattr(config, key) >= 1, f"{key} must be >= 1, got {getattr(config, key)}")
     for key in ("num_inner_steps", "eval_steps", "seed"):
         require(getattr(config, key) >= 0, f"{key} must be >= 0, got {getattr(config, key)}")
-    for key in ("inner_lr", "max_kl", "init_std"):
+    for key in ("inner_lr", "max_kl", "init_std", "ppo_clip", "outer_lr"):
         require(getattr(config, key) > 0, f"{key} must be > 0, got {getattr(config, key)}")
     for key in ("discount", "gae_lambda", "line_search_backtrack_ratio"):
         value = getattr(config, key)
