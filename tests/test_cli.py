@@ -105,7 +105,7 @@ def test_resume_extends_a_run(run_dir, tmp_path):
             ["env_id=metarl/Nope-v0"],
             "unknown env id 'metarl/Nope-v0'; task families: metarl/AntDir-v0, .*metarl/Navigation2D-v0",
         ),
-        (["agent=ppo9000"], "unknown agent 'ppo9000'; choose from maml_trpo"),
+        (["agent=ppo9000"], "unknown agent 'ppo9000'; choose from maml_ppo, maml_trpo"),
         (["meta_batch_size=many"], "meta_batch_size' expects int, got 'many'"),
         (["--config", "configs/none.yaml"], "config file 'configs/none.yaml' not found; presets"),
         (["seed"], "not of the form key=value"),
