@@ -193,6 +193,12 @@ class MAMLTRPO:
             "time/iteration_s": time.perf_counter() - start,
         }
 
+    def sampling_params(self, inner_steps: list[InnerStep], num_tasks: int) -> Params:
+        """The (detached) parameters that sampled the post-adaptation episodes: [tasks, ...]."""
+        if inner_steps:
+            return inner_steps[-1].adapted(self.config.inner_lr)
+        return stack_params(detach_params(self.policy.params()), num_tasks)
+
     def outer_step(
         self, inner_steps: list[InnerStep], valid: Episodes, valid_advantages: Tensor
     ) -> dict[str, float]:
@@ -236,11 +242,10 @@ class MAMLTRPO:
         cfg = self.config
         num_tasks = valid.num_tasks
         meta_params = list(self.policy.parameters())
-        if inner_steps:
-            adapted_params = inner_steps[-1].adapted(cfg.inner_lr)
-        else:
-            adapted_params = stack_params(detach_params(self.policy.params()), num_tasks)
-        adapted = {name: value.detach().requires_grad_() for name, value in adapted_params.items()}
+        adapted = {
+            name: value.detach().requires_grad_()
+            for name, value in self.sampling_params(inner_steps, num_tasks).items()
+        }
         adapted_list = list(adapted.values())
         dist = self.policy.distribution(valid.observations, adapted)
         old_dist = Normal(dist.loc.detach(), dist.scale.detach(), validate_args=False)
@@ -376,10 +381,9 @@ class MAMLPPO(MAMLTRPO):
         """``ppo_epochs`` Adam steps on the clipped surrogate; returns their metrics."""
         num_tasks = valid.num_tasks
         with torch.no_grad():
-            sampling_params = self.adapted_from_meta([], num_tasks)
-            if inner_steps:
-                sampling_params = inner_steps[-1].adapted(self.config.inner_lr)
-            old_dist = self.policy.distribution(valid.observations, sampling_params)
+            old_dist = self.policy.distribution(
+                valid.observations, self.sampling_params(inner_steps, num_tasks)
+            )
             old_log_probs = self.policy.log_prob(old_dist, valid.actions)
         losses = []
         for _ in range(self.config.ppo_epochs):

@@ -36,7 +36,7 @@ from gymnasium.envs.mujoco.half_cheetah_v5 import HalfCheetahEnv
 from gymnasium.vector import AutoresetMode, VectorEnv
 from gymnasium.vector.utils import batch_space
 
-from metarl.tasks import Task, check_task_json
+from metarl.tasks import Task, check_task_json, per_env_tasks
 
 
 class _TaskFamilyMixin:
@@ -502,13 +502,8 @@ class LocomotionVectorEnv(VectorEnv):
         return [dict(t) for t in self._tasks]
 
     def set_attr(self, name: str, values: Any) -> None:
-        if name != "task":
-            raise AttributeError(f"{type(self).__name__} can only set 'task', not {name!r}")
-        if not isinstance(values, (list, tuple)):
-            values = [values] * self.num_envs
-        if len(values) != self.num_envs:
-            raise ValueError(f"expected {self.num_envs} tasks, got {len(values)}")
-        tasks = [self.template._validated(check_task_json(task)) for task in values]
+        tasks = per_env_tasks(type(self).__name__, name, values, self.num_envs)
+        tasks = [self.template._validated(task) for task in tasks]
         self._tasks = tasks
         self._task_vectors = np.stack([self.template.task_vector(t) for t in tasks])
 

@@ -23,7 +23,7 @@ import numpy as np
 from gymnasium.vector import AutoresetMode, VectorEnv
 from gymnasium.vector.utils import batch_space
 
-from metarl.tasks import Task, check_task_json
+from metarl.tasks import Task, check_task_json, per_env_tasks
 
 GOAL_LOW, GOAL_HIGH = -0.5, 0.5
 MAX_ACTION = 0.1
@@ -134,14 +134,7 @@ class Navigation2DVectorEnv(VectorEnv):
         return list(self._tasks)
 
     def set_attr(self, name: str, values: Any) -> None:
-        if name != "task":
-            raise AttributeError(f"Navigation2DVectorEnv can only set 'task', not {name!r}")
-        if not isinstance(values, (list, tuple)):
-            values = [values] * self.num_envs
-        if len(values) != self.num_envs:
-            raise ValueError(f"expected {self.num_envs} tasks, got {len(values)}")
-        for index, task in enumerate(values):
-            check_task_json(task)
+        for index, task in enumerate(per_env_tasks(type(self).__name__, name, values, self.num_envs)):
             self._goals[index] = _goal_task(task["goal"])["goal"]
         self._tasks = [_goal_task(goal) for goal in self._goals]
 

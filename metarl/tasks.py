@@ -51,6 +51,19 @@ def check_task_json(task: Task) -> Task:
     return task
 
 
+def per_env_tasks(owner: str, name: str, values: Any, num_envs: int) -> list[Task]:
+    """The tasks of ``VectorEnv.set_attr(name, values)`` for a family's vector env: only
+    ``"task"`` can be set; one task is broadcast to all `num_envs` sub-envs, a list must
+    have one per sub-env. Each is checked to be JSON-able (the family validates the rest)."""
+    if name != "task":
+        raise AttributeError(f"{owner} can only set 'task', not {name!r}")
+    if not isinstance(values, (list, tuple)):
+        values = [values] * num_envs
+    if len(values) != num_envs:
+        raise ValueError(f"expected {num_envs} tasks, got {len(values)}")
+    return [check_task_json(task) for task in values]
+
+
 def family_of(env_id: str, env_kwargs: dict[str, Any] | None = None) -> TaskFamily:
     """An instance of the family behind `env_id`, for sampling tasks (no simulation needed)."""
     env = make_env(env_id, env_kwargs)

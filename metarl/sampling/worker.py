@@ -106,9 +106,6 @@ def to_env_actions(actions: np.ndarray, space: gym.spaces.Box) -> np.ndarray:
     return np.clip(scaled, low, high).astype(space.dtype)
 
 
-EPISODE_FIELDS = ("observations", "actions", "rewards", "mask", "terminated")
-
-
 def episode_arrays_layout(
     num_slots: int, horizon: int, obs_dim: int, act_dim: int
 ) -> dict[str, tuple[tuple[int, ...], np.dtype]]:
@@ -199,9 +196,8 @@ class RolloutWorker:
                 for seed in request.slot_seeds[:, 1]
             ]
         )
-        params = {
-            name: torch.tensor(value) for name, value in request.params.items()
-        }  # copies: may be read-only
+        # copies: the arrays may be read-only (Ray's object store)
+        params = {name: torch.tensor(value) for name, value in request.params.items()}
         obs_grid = torch.zeros(num_tasks, request.episodes_per_task, obs.shape[1])
         slot_task, slot_episode = request.slot_task, request.slot_episode
         running = np.arange(num_slots)  # slots whose episode is still going
