@@ -35,6 +35,17 @@ def _episodes(num_tasks, dtype=torch.float64, seed=0):
     )
 
 
+def _two_inner_steps(agent, first_order):
+    """Two inner steps (lr 0.5) on 2 tasks from the meta-parameters: (steps, adapted params)."""
+    from agents.maml import InnerStep
+
+    inner_steps, params = [], stack_params({k: v.detach() for k, v in agent.policy.params().items()}, 2)
+    for seed in (1, 2):
+        inner_steps.append(InnerStep.build(agent, params, _episodes(2, seed=seed), first_order))
+        params = inner_steps[-1].adapted(0.5)
+    return inner_steps, params
+
+
 @pytest.fixture
 def agent():
     config = load_config(
@@ -228,15 +239,11 @@ def test_a_crash_mid_update_keeps_the_completed_iterations_and_resumes_exactly(t
 @pytest.mark.parametrize("first_order", [False, True])
 def test_outer_step_terms_equal_autograd_through_the_adaptation(agent, first_order):
     """The meta-gradient J^T g and the KL Hessian J^T F J equal plain (third-order) autograd."""
-    from agents.maml import InnerStep
     from metarl.optim import autograd_fisher_vector_product, flat_concat
 
     agent.config.first_order, agent.config.num_inner_steps, agent.config.inner_lr = first_order, 2, 0.5
     theta = list(agent.policy.parameters())
-    inner_steps, params = [], stack_params({k: v.detach() for k, v in agent.policy.params().items()}, 2)
-    for seed in (1, 2):
-        inner_steps.append(InnerStep.build(agent, params, _episodes(2, seed=seed), first_order))
-        params = inner_steps[-1].adapted(0.5)
+    inner_steps, params = _two_inner_steps(agent, first_order)
     valid, valid_adv = _episodes(2, seed=3), torch.randn(2, 3, 5, dtype=torch.float64)
     surrogate, gradient, fvp, evaluate = agent.outer_terms(inner_steps, valid, valid_adv)
 
@@ -301,14 +308,11 @@ def test_maml_ppo_first_epoch_gradient_is_the_trpo_meta_gradient(agent):
     """At the sampling parameters the ratio is 1 and nothing is clipped: the PPO loss's
     gradient through the recomputed adaptation equals MAML-TRPO's second-order
     meta-gradient J^T g (computed by a different route: Hessian-vector products)."""
-    from agents.maml import MAMLPPO, InnerStep
+    from agents.maml import MAMLPPO
 
     agent.config.inner_lr, agent.config.num_inner_steps = 0.5, 2
     ppo = MAMLPPO(agent.config, agent.policy, agent.sampler)
-    inner_steps, params = [], stack_params({k: v.detach() for k, v in agent.policy.params().items()}, 2)
-    for seed in (1, 2):
-        inner_steps.append(InnerStep.build(agent, params, _episodes(2, seed=seed), False))
-        params = inner_steps[-1].adapted(0.5)
+    inner_steps, params = _two_inner_steps(agent, False)
     valid, valid_adv = _episodes(2, seed=3), torch.randn(2, 3, 5, dtype=torch.float64)
     _, trpo_gradient, _, _ = agent.outer_terms(inner_steps, valid, valid_adv)
 

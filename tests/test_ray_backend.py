@@ -2,16 +2,13 @@
 
 import time
 
-import numpy as np
 import pytest
 import ray
 import torch
 
 from metarl import seeding
-from metarl.policies import detach_params, make_policy, stack_params
 from metarl.sampling import Sampler, SamplerError
-from metarl.tasks import family_of
-from tests.test_sampler import ENV_ID, FIELDS, _setup
+from tests.test_sampler import ENV_ID, FIELDS, _mujoco_setup, _setup
 
 
 def test_ray_starts_a_local_cluster_when_none_runs_and_stops_it_on_close():
@@ -56,12 +53,7 @@ def test_ray_returns_the_same_episodes_as_the_local_and_process_backends(local_c
 
 
 def test_ray_agrees_on_a_mujoco_family_with_early_terminations(local_cluster):
-    family = family_of("metarl/AntVel-v0")
-    generator = torch.Generator().manual_seed(0)
-    policy = make_policy(family.observation_space, family.action_space, [16, 16], "relu", 1.0, generator)
-    tasks = family.sample_tasks(3, np.random.default_rng(0))
-    params = detach_params(stack_params(policy.params(), 3))
-    stream = seeding.seed_sequence(5, seeding.SAMPLING, 0)
+    tasks, policy, params, stream = _mujoco_setup("metarl/AntVel-v0", 3)
     with Sampler("metarl/AntVel-v0", {}, policy.spec(), 60, backend="local") as local:
         expected = local.sample(tasks, params, 3, stream)
     with Sampler("metarl/AntVel-v0", {}, policy.spec(), 60, backend="ray", num_workers=2) as on_ray:

@@ -33,6 +33,19 @@ def _setup(num_tasks=6):
     return tasks, policy, params
 
 
+def _mujoco_setup(env_id, num_tasks):
+    """A small random policy on `num_tasks` tasks of a MuJoCo family, and a sampling stream."""
+    from metarl.policies import make_policy
+    from metarl.tasks import family_of
+
+    family = family_of(env_id)
+    generator = torch.Generator().manual_seed(0)
+    policy = make_policy(family.observation_space, family.action_space, [16, 16], "relu", 1.0, generator)
+    tasks = family.sample_tasks(num_tasks, np.random.default_rng(0))
+    params = detach_params(stack_params(policy.params(), num_tasks))
+    return tasks, policy, params, seeding.seed_sequence(5, seeding.SAMPLING, 0)
+
+
 def test_local_and_process_backends_return_identical_episodes():
     tasks, policy, params = _setup()
     stream = seeding.seed_sequence(7, seeding.SAMPLING, 0)
@@ -144,21 +157,7 @@ def test_horizon_beyond_the_registered_limit_is_honoured():
 
 
 def test_backends_agree_on_a_mujoco_family_with_early_terminations():
-    from metarl.policies import make_policy
-    from metarl.tasks import family_of
-
-    family = family_of("metarl/AntVel-v0")
-    policy = make_policy(
-        family.observation_space,
-        family.action_space,
-        [16, 16],
-        "relu",
-        1.0,
-        generator=torch.Generator().manual_seed(0),
-    )
-    tasks = family.sample_tasks(3, np.random.default_rng(0))
-    params = detach_params(stack_params(policy.params(), 3))
-    stream = seeding.seed_sequence(5, seeding.SAMPLING, 0)
+    tasks, policy, params, stream = _mujoco_setup("metarl/AntVel-v0", 3)
     with Sampler("metarl/AntVel-v0", {}, policy.spec(), 60, backend="local") as local:
         expected = local.sample(tasks, params, 3, stream)
     with Sampler("metarl/AntVel-v0", {}, policy.spec(), 60, backend="processes", num_workers=2) as processes:
@@ -215,18 +214,10 @@ def test_a_family_without_its_own_vector_env_samples_through_gymnasiums_sync_vec
     code, same seeds), only slower."""
     import gymnasium as gym
 
-    from metarl.policies import make_policy
-    from metarl.tasks import family_of
-
     plain_id = "metarl/HalfCheetahVelNoVectorEnv-v0"  # this process only: local backend
     if plain_id not in gym.registry:
         gym.register(plain_id, entry_point="envs.locomotion:HalfCheetahVelEnv", max_episode_steps=200)
-    family = family_of("metarl/HalfCheetahVel-v0")
-    generator = torch.Generator().manual_seed(0)
-    policy = make_policy(family.observation_space, family.action_space, [16, 16], "relu", 1.0, generator)
-    tasks = family.sample_tasks(2, np.random.default_rng(0))
-    params = detach_params(stack_params(policy.params(), 2))
-    stream = seeding.seed_sequence(5, seeding.SAMPLING, 0)
+    tasks, policy, params, stream = _mujoco_setup("metarl/HalfCheetahVel-v0", 2)
     episodes = []
     for env_id in ("metarl/HalfCheetahVel-v0", plain_id):
         with Sampler(env_id, {}, policy.spec(), 30, backend="local") as sampler:
