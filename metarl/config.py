@@ -51,7 +51,9 @@ class TrainConfig:
     max_kl: float = 0.01
     cg_iterations: int = 10
     cg_damping: float = 1e-5
-    curvature_fraction: float = 1.0  # share of each task's episodes in the KL-Hessian products
+    # < 1: precondition the CG with the KL Hessian on this share of each task's episodes
+    # (without the adaptation's Jacobian) and calibrate the step on the true KL
+    curvature_fraction: float = 1.0
     line_search_backtrack_ratio: float = 0.8  # rllab's ConjugateGradientOptimizer
     line_search_max_backtracks: int = 15
     # outer loop (PPO, agent maml_ppo)

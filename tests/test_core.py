@@ -143,6 +143,32 @@ def test_trpo_line_search_backtracks_to_an_acceptable_step():
     assert fractions == pytest.approx([1.0, 0.5, 0.25], rel=1e-4)
 
 
+def test_trpo_calibrated_length_reaches_the_kl_bound_with_an_overestimated_curvature():
+    """A preconditioner 4x the true KL Hessian makes the plain step reach max_kl / 4; the
+    calibrated step measures the KL once and rescales onto 0.95 max_kl (KL quadratic)."""
+    from metarl.optim import CALIBRATED_KL_SHARE
+
+    results = {}
+    for calibrate in (False, True):
+        mu, direction, gradient, fvp = _quadratic_problem()
+
+        def evaluate(mu=mu, direction=direction):
+            with torch.no_grad():
+                return float((mu * direction).sum()), float(0.5 * (mu**2).sum())
+
+        def overestimated(vector, fvp=fvp):
+            return 4.0 * fvp(vector)
+
+        results[calibrate] = trpo_step(
+            [mu], gradient, overestimated, evaluate, 0.0, max_kl=0.01, calibrate_length=calibrate
+        )
+        expected_kl = CALIBRATED_KL_SHARE * 0.01 if calibrate else 0.01 / 4
+        assert float(0.5 * (mu.detach() ** 2).sum()) == pytest.approx(expected_kl, rel=1e-4)
+    assert results[False].length_scale == 1.0 and results[False].kl == pytest.approx(0.0025, rel=1e-4)
+    assert results[True].length_scale == pytest.approx(2 * np.sqrt(CALIBRATED_KL_SHARE), rel=1e-4)
+    assert results[True].backtracks == 0 and results[True].loss_after < results[False].loss_after
+
+
 def test_trpo_restores_the_parameters_when_the_search_fails_or_is_interrupted():
     mu, _, gradient, fvp = _quadratic_problem()
     result = trpo_step([mu], gradient, fvp, lambda: (1.0, 0.0), 0.0, max_kl=0.01, max_backtracks=3)
