@@ -22,3 +22,20 @@ for _name in ("HalfCheetahVel", "HalfCheetahDir", "AntVel", "AntDir", "AntGoal")
         vector_entry_point=f"envs.locomotion:{_name}VectorEnv",
         max_episode_steps=200,
     )
+
+_register(
+    "metarl/Bandit-v0",
+    entry_point="envs.bandit:BanditEnv",
+    vector_entry_point="envs.bandit:BanditVectorEnv",
+)
+_register(
+    "metarl/GaussianBandit-v0",
+    entry_point="envs.bandit:BanditEnv",
+    vector_entry_point="envs.bandit:BanditVectorEnv",
+    kwargs={"arms": "gaussian"},
+)
+_register(
+    "metarl/TabularMDP-v0",
+    entry_point="envs.tabular_mdp:TabularMDPEnv",
+    vector_entry_point="envs.tabular_mdp:TabularMDPVectorEnv",
+)
