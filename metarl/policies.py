@@ -18,7 +18,7 @@ from collections.abc import Sequence
 import numpy as np
 import torch
 from torch import Tensor, nn
-from torch.distributions import Normal
+from torch.distributions import Categorical, Normal
 
 Params = dict[str, Tensor]
 
@@ -134,3 +134,161 @@ def make_policy(
     obs_dim = int(np.prod(observation_space.shape))
     act_dim = int(np.prod(action_space.shape))
     return GaussianMLPPolicy(obs_dim, act_dim, hidden_sizes, activation, init_std, generator=generator)
+
+
+class RecurrentPolicy(nn.Module):
+    """GRU policy and value function for RL2 (Duan et al. 2016).
+
+    The input at each step is (observation, previous action, previous reward, done flag):
+    the previous action one-hot for discrete actions, the flag 1 on the first step of every
+    episode but the trial's first, when the previous step ended an episode (`trial_inputs`).
+    The hidden state runs through a whole trial (several episodes on one task) and starts
+    at zero for every trial. A second GRU of the same size computes the value, so a
+    trust-region step on the policy leaves the value's features alone.
+
+    Parameters: ``gru.*``, ``action_head.*``, ``log_std`` [act_dim] (Gaussian head only);
+    ``value_gru.*``, ``value_head.*`` (`value_parameters`).
+    Actions are stored as [..., 1] action indices (float) for the categorical head and
+    [..., act_dim] for the Gaussian head.
+    """
+
+    def __init__(
+        self,
+        obs_dim: int,
+        act_dim: int,
+        discrete: bool,
+        hidden_size: int = 256,
+        init_std: float = 1.0,
+        generator: torch.Generator | None = None,
+    ) -> None:
+        super().__init__()
+        self.obs_dim, self.act_dim, self.discrete = int(obs_dim), int(act_dim), bool(discrete)
+        self.hidden_size = int(hidden_size)
+        self.input_dim = self.obs_dim + self.act_dim + 2
+        self.gru = nn.GRU(self.input_dim, self.hidden_size, batch_first=True)
+        self.action_head = nn.Linear(self.hidden_size, self.act_dim)
+        self.value_gru = nn.GRU(self.input_dim, self.hidden_size, batch_first=True)
+        self.value_head = nn.Linear(self.hidden_size, 1)
+        if not self.discrete:
+            self.log_std = nn.Parameter(torch.full((self.act_dim,), math.log(init_std)))
+        bound = 1.0 / math.sqrt(self.hidden_size)  # torch's GRU default, drawn from `generator`
+        with torch.no_grad():
+            for name, tensor in self.named_parameters():
+                if name == "log_std":
+                    continue
+                scale = 0.01 * bound if name.startswith("action_head") else bound  # near-uniform start
+                tensor.copy_((torch.rand(tensor.shape, generator=generator) * 2 - 1) * scale)
+
+    @property
+    def stored_action_dim(self) -> int:
+        """Width of an action in `Episodes.actions`: 1 (an index) or act_dim."""
+        return 1 if self.discrete else self.act_dim
+
+    def spec(self) -> dict:
+        """Constructor kwargs that rebuild this architecture (e.g. in a worker process)."""
+        return {
+            "obs_dim": self.obs_dim,
+            "act_dim": self.act_dim,
+            "discrete": self.discrete,
+            "hidden_size": self.hidden_size,
+        }
+
+    def policy_parameters(self) -> list[nn.Parameter]:
+        return [p for name, p in self.named_parameters() if not name.startswith("value_")]
+
+    def value_parameters(self) -> list[nn.Parameter]:
+        return [p for name, p in self.named_parameters() if name.startswith("value_")]
+
+    def action_features(self, actions: Tensor) -> Tensor:
+        """actions [..., stored_action_dim] -> [..., act_dim] (one-hot for discrete)."""
+        if self.discrete:
+            return nn.functional.one_hot(actions[..., 0].long(), self.act_dim).to(actions.dtype)
+        return actions
+
+    def trial_inputs(self, obs: Tensor, actions: Tensor, rewards: Tensor, episode_starts: Tensor) -> Tensor:
+        """Inputs [trials, T, input_dim] of whole trials laid out in time order.
+
+        obs: [trials, T, obs_dim]; actions: [trials, T, stored_action_dim]; rewards:
+        [trials, T]; episode_starts: [trials, T], 1 where a step begins an episode. Step t
+        sees the action and reward of step t-1 (zeros at t = 0) and the flag of an episode
+        boundary between them.
+        """
+        previous_actions = torch.zeros_like(self.action_features(actions))
+        previous_actions[:, 1:] = self.action_features(actions[:, :-1])
+        previous_rewards = torch.zeros_like(rewards)
+        previous_rewards[:, 1:] = rewards[:, :-1]
+        done = episode_starts.to(obs.dtype).clone()
+        done[:, 0] = 0.0
+        return torch.cat([obs, previous_actions, previous_rewards[..., None], done[..., None]], dim=-1)
+
+    def _head(self, features: Tensor) -> Categorical | Normal:
+        out = self.action_head(features)
+        if self.discrete:
+            return Categorical(logits=out, validate_args=False)
+        return Normal(out, self.log_std.exp().expand_as(out), validate_args=False)
+
+    def forward_trials(self, inputs: Tensor) -> tuple[Categorical | Normal, Tensor]:
+        """(action distribution [trials, T], values [trials, T]) from zero hidden states;
+        one batched GRU call each for policy and value."""
+        features, _ = self.gru(inputs)
+        value_features, _ = self.value_gru(inputs)
+        return self._head(features), self.value_head(value_features)[..., 0]
+
+    def initial_hidden(self, num_trials: int) -> Tensor:
+        """Zero hidden state [num_trials, hidden_size]."""
+        return torch.zeros(num_trials, self.hidden_size)
+
+    def step(self, inputs: Tensor, hidden: Tensor) -> tuple[Categorical | Normal, Tensor]:
+        """One step of the policy GRU: inputs [n, input_dim], hidden [n, H] -> (dist [n], hidden)."""
+        features, hidden = self.gru(inputs[:, None], hidden[None])
+        return self._head(features[:, 0]), hidden[0]
+
+    def noise_shape(self) -> tuple[int, ...]:
+        return () if self.discrete else (self.act_dim,)
+
+    def draw_noise(self, rng: np.random.Generator, shape: tuple[int, ...]) -> np.ndarray:
+        """Per-step noise: uniforms (inverse-CDF sampling) or standard normals."""
+        if self.discrete:
+            return rng.random(shape, dtype=np.float32)
+        return rng.standard_normal(shape, dtype=np.float32)
+
+    def sample_with_noise(self, dist: Categorical | Normal, noise: Tensor) -> Tensor:
+        """Actions [..., stored_action_dim] from noise of `noise_shape` per step."""
+        if self.discrete:
+            cdf = dist.probs.cumsum(-1)
+            index = (noise[..., None] >= cdf).sum(-1).clamp(max=self.act_dim - 1)
+            return index[..., None].to(torch.float32)
+        return dist.loc + dist.scale * noise
+
+    def log_prob(self, dist: Categorical | Normal, actions: Tensor) -> Tensor:
+        """Log-probability of stored actions [..., stored_action_dim] -> [...]."""
+        if self.discrete:
+            return dist.log_prob(actions[..., 0].long())
+        return dist.log_prob(actions).sum(-1)
+
+    def entropy(self, dist: Categorical | Normal) -> Tensor:
+        return dist.entropy() if self.discrete else dist.entropy().sum(-1)
+
+    def kl(self, old: Categorical | Normal, new: Categorical | Normal) -> Tensor:
+        """KL(old || new) per step: [...]."""
+        kl = torch.distributions.kl_divergence(old, new)
+        return kl if self.discrete else kl.sum(-1)
+
+
+def make_recurrent_policy(
+    observation_space,
+    action_space,
+    hidden_size: int,
+    init_std: float,
+    generator: torch.Generator | None = None,
+) -> RecurrentPolicy:
+    """The RL2 policy for a pair of gymnasium spaces (Discrete -> categorical, Box -> Gaussian)."""
+    import gymnasium as gym
+
+    obs_dim = int(np.prod(observation_space.shape))
+    if isinstance(action_space, gym.spaces.Discrete):
+        return RecurrentPolicy(obs_dim, int(action_space.n), True, hidden_size, init_std, generator)
+    if isinstance(action_space, gym.spaces.Box):
+        act_dim = int(np.prod(action_space.shape))
+        return RecurrentPolicy(obs_dim, act_dim, False, hidden_size, init_std, generator)
+    raise NotImplementedError(f"no recurrent policy for action space {action_space}")

@@ -15,17 +15,20 @@ from typing import Any
 import numpy as np
 
 from metarl.sampling.sampler import STARTUP_TIMEOUT_S, Layout, SamplerError, worker_failure
-from metarl.sampling.worker import RolloutRequest, RolloutWorker
+from metarl.sampling.worker import RolloutRequest, TrialRequest, make_worker
 
 
-class _ActorWorker(RolloutWorker):
-    """A `RolloutWorker` that keeps to one torch thread (it owns one CPU)."""
+class _ActorWorker:
+    """A rollout or trial worker (`make_worker`) that keeps to one torch thread (it owns one CPU)."""
 
     def __init__(self, *worker_args: Any) -> None:
         import torch
 
         torch.set_num_threads(1)
-        super().__init__(*worker_args)
+        self.worker = make_worker(*worker_args)
+
+    def rollout(self, request: RolloutRequest | TrialRequest) -> dict[str, np.ndarray]:
+        return self.worker.rollout(request)
 
     def ping(self) -> bool:
         return True
@@ -66,7 +69,7 @@ class RayWorkers:
             self.close()
             raise
 
-    def run(self, requests: list[RolloutRequest], layout: Layout) -> dict[str, np.ndarray]:
+    def run(self, requests: list[RolloutRequest | TrialRequest], layout: Layout) -> dict[str, np.ndarray]:
         """Give request i to actor i; returns the episode arrays of all slots, in order."""
         if len(requests) > len(self._actors):
             raise ValueError(f"{len(requests)} requests for {len(self._actors)} actors")

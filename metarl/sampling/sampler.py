@@ -32,7 +32,14 @@ import torch
 
 from metarl.episodes import Episodes
 from metarl.policies import Params
-from metarl.sampling.worker import RolloutRequest, RolloutWorker, episode_arrays_layout
+from metarl.sampling.worker import (
+    WORKERS,
+    RolloutRequest,
+    TrialRequest,
+    episode_arrays_layout,
+    make_worker,
+    trial_arrays_layout,
+)
 from metarl.seeding import slot_seeds
 from metarl.tasks import Task
 
@@ -82,7 +89,7 @@ def _worker_main(conn, worker_args: tuple, worker_index: int) -> None:
     torch.set_num_threads(1)  # one core per worker; the workers together use them all
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's to handle; it closes us
     try:
-        worker = RolloutWorker(*worker_args)
+        worker = make_worker(*worker_args)
     except BaseException:  # report construction failures too
         conn.send(("error", traceback.format_exc()))
         return
@@ -151,7 +158,7 @@ class ProcessWorkers:
             self._block = shared_memory.SharedMemory(create=True, size=needed)
         return _views(self._block.buf, layout)
 
-    def run(self, requests: list[RolloutRequest], layout: Layout) -> dict[str, np.ndarray]:
+    def run(self, requests: list[RolloutRequest | TrialRequest], layout: Layout) -> dict[str, np.ndarray]:
         """Run the requests (consecutive slot ranges) on whichever worker is free; returns
         the episode arrays of all slots, in order."""
         self._drain()
@@ -307,8 +314,11 @@ class ProcessWorkers:
 class Sampler:
     """Collects `episodes_per_task` episodes for each task with per-task parameters.
 
-    env_id/env_kwargs: the task family; policy_spec: `GaussianMLPPolicy.spec()`;
+    env_id/env_kwargs: the task family; policy_spec: the policy's ``spec()``
+    (`GaussianMLPPolicy` for ``worker="episodes"``, `RecurrentPolicy` for ``"trials"``);
     horizon: maximum episode length in steps; num_workers: workers (None = one per core);
+    worker: ``"episodes"`` (`sample`: episodes with per-task parameters, MAML) or
+    ``"trials"`` (`sample_trials`: RL2 trials of several episodes with a recurrent policy);
     address: the Ray cluster to join (``ray`` backend; None starts a local one);
     rescale_actions: policy actions in [-1, 1] map onto the env's action bounds
     (`to_env_actions`); off, they go to the env as they are.
@@ -326,17 +336,21 @@ class Sampler:
         timeout_s: float = 600.0,
         rescale_actions: bool = True,
         address: str | None = None,
+        worker: str = "episodes",
     ) -> None:
         if backend not in BACKENDS:
             raise ValueError(f"unknown sampler backend {backend!r}; choose from {list(BACKENDS)}")
-        self.backend = backend
+        if worker not in WORKERS:
+            raise ValueError(f"unknown sampler worker {worker!r}; choose from {list(WORKERS)}")
+        self.backend, self.worker = backend, worker
         self.horizon = int(horizon)
         self.obs_dim, self.act_dim = int(policy_spec["obs_dim"]), int(policy_spec["act_dim"])
-        worker_args = (env_id, dict(env_kwargs), dict(policy_spec), self.horizon, rescale_actions)
-        self._local: RolloutWorker | None = None
+        self.stored_action_dim = 1 if policy_spec.get("discrete") else self.act_dim
+        worker_args = (worker, env_id, dict(env_kwargs), dict(policy_spec), self.horizon, rescale_actions)
+        self._local: Any = None
         self._workers: Any = None
         if backend == "local":
-            self._local = RolloutWorker(*worker_args)
+            self._local = make_worker(*worker_args)
             self.num_workers = 1
             return
         self.num_workers = int(num_workers or os.cpu_count() or 1)
@@ -365,8 +379,7 @@ class Sampler:
         params: each tensor [len(tasks), ...], the parameters of each task (detached).
         seed_sequence: the stream of this call; slot seeds derive from it.
         """
-        if self._local is None and self._workers is None:
-            raise RuntimeError("this sampler is closed")
+        self._check_open("episodes")
         num_tasks = len(tasks)
         num_slots = num_tasks * episodes_per_task
         seeds = slot_seeds(seed_sequence, num_slots)
@@ -391,15 +404,50 @@ class Sampler:
                 )
             )
         layout = episode_arrays_layout(num_slots, self.horizon, self.obs_dim, self.act_dim)
-        if self._local is not None:
-            arrays = self._local.rollout(requests[0])
-        else:
-            arrays = self._workers.run(requests, layout)
+        arrays = self._run(requests, layout)
         shaped = {
             name: value.reshape(num_tasks, episodes_per_task, *value.shape[1:])
             for name, value in arrays.items()
         }
         return Episodes.from_numpy(shaped, tasks)
+
+    def sample_trials(
+        self,
+        tasks: list[Task],
+        params: Params,
+        episodes_per_trial: int,
+        seed_sequence: np.random.SeedSequence,
+    ) -> Episodes:
+        """One RL2 trial per task: Episodes [len(tasks), episodes_per_trial, horizon, ...].
+
+        params: the recurrent policy's ``state_dict()`` (one set, shared by all trials);
+        seed_sequence: the stream of this call; trial seeds derive from it.
+        """
+        self._check_open("trials")
+        num_trials = len(tasks)
+        seeds = slot_seeds(seed_sequence, num_trials)
+        numpy_params = {k: v.detach().cpu().numpy() for k, v in params.items()}
+        sizes = [num_trials] if self._local is not None else chunk_sizes(num_trials, self.num_workers)
+        requests = [
+            TrialRequest([tasks[i] for i in chunk], numpy_params, episodes_per_trial, seeds[chunk])
+            for chunk in np.split(np.arange(num_trials), np.cumsum(sizes)[:-1])
+        ]
+        layout = trial_arrays_layout(
+            num_trials, episodes_per_trial, self.horizon, self.obs_dim, self.stored_action_dim
+        )
+        return Episodes.from_numpy(self._run(requests, layout), tasks)
+
+    def _check_open(self, worker: str) -> None:
+        if self._local is None and self._workers is None:
+            raise RuntimeError("this sampler is closed")
+        if self.worker != worker:
+            method = "sample" if self.worker == "episodes" else "sample_trials"
+            raise RuntimeError(f"this sampler runs {self.worker!r} workers: call {method}()")
+
+    def _run(self, requests: list, layout: Layout) -> dict[str, np.ndarray]:
+        if self._local is not None:
+            return self._local.rollout(requests[0])
+        return self._workers.run(requests, layout)
 
     def close(self) -> None:
         """Stop all workers and free their resources; safe to call twice."""

@@ -18,7 +18,7 @@ import numpy as np
 import torch
 from torch.distributions import Normal
 
-from metarl.policies import GaussianMLPPolicy
+from metarl.policies import GaussianMLPPolicy, RecurrentPolicy
 from metarl.tasks import Task
 
 
@@ -66,6 +66,13 @@ class BatchedSlots:
         in_use = np.arange(self.capacity) < num_slots
         seeds = [int(s) for s in seeds] + [None] * spare
         return self.env.reset(seed=seeds, options={"reset_mask": in_use})[0][:num_slots]
+
+    def restart(self, slots: np.ndarray) -> np.ndarray:
+        """Start a new episode, same task, in sub-envs `slots` [k] (their generators go on
+        unseeded): their first observations [k, ...]."""
+        mask = np.zeros(self.capacity, bool)
+        mask[slots] = True
+        return self.env.reset(options={"reset_mask": mask})[0][slots]
 
     def step(self, actions: np.ndarray, slots: np.ndarray) -> tuple[np.ndarray, ...]:
         """Step `slots` [k] with actions [k, ...]: (observations, rewards, terminated), each [k, ...]."""
@@ -246,3 +253,153 @@ class RolloutWorker:
         if self._slots is not None:
             self._slots.close()
             self._slots = None
+
+
+def trial_arrays_layout(
+    num_slots: int, episodes_per_trial: int, horizon: int, obs_dim: int, stored_action_dim: int
+) -> dict[str, tuple[tuple[int, ...], np.dtype]]:
+    """Shape and dtype of each trial array: one trial per slot, [slots, episodes, time, ...]."""
+    f32 = np.dtype(np.float32)
+    grid = (num_slots, episodes_per_trial, horizon)
+    return {
+        "observations": ((*grid, obs_dim), f32),
+        "actions": ((*grid, stored_action_dim), f32),
+        "rewards": (grid, f32),
+        "mask": (grid, f32),
+        "terminated": ((num_slots, episodes_per_trial), np.dtype(bool)),
+    }
+
+
+@dataclass
+class TrialRequest:
+    """One worker's share of a trial sample call: one trial (and task) per slot.
+
+    tasks: [slots] the task of each trial; params: the policy's parameters (shared by all
+    trials); slot_seeds: [slots, 2] uint32 (env seed of the trial's first reset, action-noise
+    seed).
+    """
+
+    tasks: list[Task]
+    params: dict[str, np.ndarray]
+    episodes_per_trial: int
+    slot_seeds: np.ndarray
+
+    @property
+    def slot_task(self) -> np.ndarray:  # one slot per task: the sampler's row bookkeeping
+        return np.arange(len(self.tasks))
+
+
+class TrialWorker:
+    """Runs RL2 trials: `episodes_per_trial` episodes back to back on one task per slot,
+    with the GRU's hidden state carried across the episodes of a trial.
+
+    Every step does one GRU step over the running slots. A slot's randomness comes from its
+    own seeds; the GRU's batched kernels may round differently for other batch sizes, so
+    trials are reproducible for a given number of workers.
+    """
+
+    def __init__(
+        self,
+        env_id: str,
+        env_kwargs: dict[str, Any],
+        policy_spec: dict[str, Any],
+        horizon: int,
+        rescale_actions: bool = True,
+    ) -> None:
+        self.env_id, self.env_kwargs, self.horizon = env_id, dict(env_kwargs), horizon
+        self.rescale_actions = rescale_actions
+        self.policy = RecurrentPolicy(**policy_spec)
+        self._slots: BatchedSlots | None = None
+
+    def _env(self, num_slots: int) -> BatchedSlots:
+        if self._slots is None or self._slots.capacity < num_slots:
+            self.close()
+            self._slots = make_slots(self.env_id, self.env_kwargs, num_slots, self.horizon)
+        return self._slots
+
+    def rollout(
+        self, request: TrialRequest, out: dict[str, np.ndarray] | None = None
+    ) -> dict[str, np.ndarray]:
+        """Run one trial per slot into `out` (laid out by `trial_arrays_layout`) or new arrays."""
+        policy, horizon, episodes = self.policy, self.horizon, request.episodes_per_trial
+        num_slots = len(request.tasks)
+        env = self._env(num_slots)
+        obs = np.asarray(env.reset(request.tasks, request.slot_seeds[:, 0]), np.float32).reshape(
+            num_slots, -1
+        )
+        if out is None:
+            layout = trial_arrays_layout(num_slots, episodes, horizon, obs.shape[1], policy.stored_action_dim)
+            out = {name: np.empty(shape, dtype) for name, (shape, dtype) in layout.items()}
+        for array in out.values():
+            array.fill(0)  # padding stays zero; the arrays may be reused shared memory
+        noise = np.stack(
+            [
+                policy.draw_noise(
+                    np.random.default_rng(int(seed)), (episodes * horizon, *policy.noise_shape())
+                )
+                for seed in request.slot_seeds[:, 1]
+            ]
+        )
+        policy.load_state_dict({name: torch.tensor(value) for name, value in request.params.items()})
+        hidden = policy.initial_hidden(num_slots)
+        previous = torch.zeros(num_slots, policy.input_dim - policy.obs_dim)  # action, reward, done
+        episode = np.zeros(num_slots, np.int64)
+        t = np.zeros(num_slots, np.int64)  # step within the current episode
+        steps_taken = np.zeros(num_slots, np.int64)  # within the trial: the noise index
+        running = np.arange(num_slots)
+        while len(running):
+            inputs = torch.cat([torch.from_numpy(obs[running]), previous[running]], dim=1)
+            with torch.no_grad():
+                dist, hidden_now = policy.step(inputs, hidden[running])
+                action = policy.sample_with_noise(
+                    dist, torch.from_numpy(noise[running, steps_taken[running]])
+                )
+            hidden[running] = hidden_now
+            k, step = episode[running], t[running]
+            out["observations"][running, k, step] = obs[running]
+            out["actions"][running, k, step] = action.numpy()
+            out["mask"][running, k, step] = 1.0
+            env_action = self._env_action(action.numpy(), env)
+            next_obs, reward, terminated = env.step(env_action, running)
+            out["rewards"][running, k, step] = reward
+            obs[running] = np.asarray(next_obs, np.float32).reshape(len(running), -1)
+            t[running] += 1
+            steps_taken[running] += 1
+            terminated = np.asarray(terminated, bool)
+            ended = terminated | (t[running] >= horizon)
+            previous[running] = torch.cat(
+                [
+                    policy.action_features(action),
+                    torch.as_tensor(np.asarray(reward, np.float32))[:, None],
+                    torch.from_numpy(ended.astype(np.float32))[:, None],
+                ],
+                dim=1,
+            )
+            if ended.any():
+                finished = running[ended]
+                out["terminated"][finished, episode[finished]] = terminated[ended]
+                episode[finished] += 1
+                t[finished] = 0
+                going_on = finished[episode[finished] < episodes]
+                if len(going_on):
+                    obs[going_on] = np.asarray(env.restart(going_on), np.float32).reshape(len(going_on), -1)
+                running = running[episode[running] < episodes]
+        return out
+
+    def _env_action(self, action: np.ndarray, env: BatchedSlots) -> np.ndarray:
+        if self.policy.discrete:
+            return action[:, 0].astype(np.int64)
+        return to_env_actions(action, env.action_space) if self.rescale_actions else action
+
+    def close(self) -> None:
+        if self._slots is not None:
+            self._slots.close()
+            self._slots = None
+
+
+WORKERS = {"episodes": RolloutWorker, "trials": TrialWorker}
+
+
+def make_worker(kind: str, *worker_args: Any) -> RolloutWorker | TrialWorker:
+    """The worker of `kind` ("episodes": MAML's per-task episodes; "trials": RL2 trials)."""
+    return WORKERS[kind](*worker_args)
