@@ -3,29 +3,38 @@
 from __future__ import annotations
 
 from agents.maml import MAMLPPO, MAMLTRPO
+from agents.rl2 import RL2PPO, RL2TRPO
 from metarl import seeding
 from metarl.config import TrainConfig
-from metarl.policies import make_policy
+from metarl.policies import make_policy, make_recurrent_policy
 from metarl.sampling import Sampler
 from metarl.tasks import TaskFamily, family_of
 
-AGENTS = {"maml_trpo": MAMLTRPO, "maml_ppo": MAMLPPO}
+AGENTS = {"maml_trpo": MAMLTRPO, "maml_ppo": MAMLPPO, "rl2_ppo": RL2PPO, "rl2_trpo": RL2TRPO}
+RECURRENT_AGENTS = ("rl2_ppo", "rl2_trpo")  # sample whole trials with a GRU policy
 
 
-def build(config: TrainConfig) -> tuple[MAMLTRPO, TaskFamily, Sampler]:
+def build(config: TrainConfig) -> tuple[MAMLTRPO | RL2PPO, TaskFamily, Sampler]:
     """The agent of `config` with a freshly seeded policy, its task family and a sampler.
 
     The caller owns the sampler and must close it (it is a context manager).
     """
     family = family_of(config.env_id, config.env_kwargs)
-    policy = make_policy(
-        family.observation_space,
-        family.action_space,
-        config.hidden_sizes,
-        config.activation,
-        config.init_std,
-        generator=seeding.torch_generator(config.seed, seeding.POLICY_INIT),
-    )
+    generator = seeding.torch_generator(config.seed, seeding.POLICY_INIT)
+    recurrent = config.agent in RECURRENT_AGENTS
+    if recurrent:
+        policy = make_recurrent_policy(
+            family.observation_space, family.action_space, config.rnn_hidden_size, config.init_std, generator
+        )
+    else:
+        policy = make_policy(
+            family.observation_space,
+            family.action_space,
+            config.hidden_sizes,
+            config.activation,
+            config.init_std,
+            generator=generator,
+        )
     sampler = Sampler(
         config.env_id,
         config.env_kwargs,
@@ -35,8 +44,9 @@ def build(config: TrainConfig) -> tuple[MAMLTRPO, TaskFamily, Sampler]:
         num_workers=config.num_workers,
         rescale_actions=config.rescale_actions,
         address=config.ray_address,
+        worker="trials" if recurrent else "episodes",
     )
     return AGENTS[config.agent](config, policy, sampler), family, sampler
 
 
-__all__ = ["AGENTS", "MAMLPPO", "MAMLTRPO", "build"]
+__all__ = ["AGENTS", "MAMLPPO", "MAMLTRPO", "RECURRENT_AGENTS", "RL2PPO", "RL2TRPO", "build"]

@@ -60,6 +60,14 @@ class TrainConfig:
     ppo_epochs: int = 5  # Adam steps on each meta-batch, the adaptation recomputed for each
     ppo_clip: float = 0.2  # the probability ratio is clipped to [1 - clip, 1 + clip]
     outer_lr: float = 1e-3  # Adam step size
+    # RL2 (agents rl2_ppo, rl2_trpo): one trial of episodes_per_trial episodes per task,
+    # meta_batch_size trials per meta-iteration; a GRU policy and a GRU value of rnn_hidden_size
+    episodes_per_trial: int = 2
+    rnn_hidden_size: int = 256
+    ppo_minibatches: int = 1  # minibatches of trials per PPO epoch (and per value epoch)
+    entropy_coef: float = 0.0
+    max_grad_norm: float = 0.5  # RL2-PPO's gradient clipping (global norm)
+    value_epochs: int = 5  # RL2-TRPO: Adam passes on the value after the policy's step
     # sampling
     rescale_actions: bool = True  # policy acts in [-1, 1], mapped onto the env's bounds (rllab)
     sampler_backend: str = "processes"  # processes | ray | local
@@ -194,11 +202,14 @@ def validate(config: TrainConfig) -> None:
         "cg_iterations",
         "line_search_max_backtracks",
         "ppo_epochs",
+        "episodes_per_trial",
+        "rnn_hidden_size",
+        "ppo_minibatches",
     ):
         require(getattr(config, key) >= 1, f"{key} must be >= 1, got {getattr(config, key)}")
-    for key in ("num_inner_steps", "eval_steps", "seed"):
+    for key in ("num_inner_steps", "eval_steps", "seed", "entropy_coef", "value_epochs"):
         require(getattr(config, key) >= 0, f"{key} must be >= 0, got {getattr(config, key)}")
-    for key in ("inner_lr", "max_kl", "init_std", "ppo_clip", "outer_lr"):
+    for key in ("inner_lr", "max_kl", "init_std", "ppo_clip", "outer_lr", "max_grad_norm"):
         require(getattr(config, key) > 0, f"{key} must be > 0, got {getattr(config, key)}")
     for key in ("discount", "gae_lambda", "line_search_backtrack_ratio"):
         value = getattr(config, key)

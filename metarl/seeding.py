@@ -21,6 +21,7 @@ TEST_TASKS = 1
 POLICY_INIT = 2
 SAMPLING = 3
 EVAL_SAMPLING = 4
+MINIBATCHES = 5  # RL2's PPO/value minibatch shuffles
 
 
 def seed_sequence(seed: int, *key: int) -> np.random.SeedSequence:

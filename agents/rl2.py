@@ -1,0 +1,299 @@
+"""RL2 (Duan et al. 2016): a GRU policy that adapts inside its hidden state.
+
+A *trial* is `episodes_per_trial` episodes back to back on one task; the hidden state runs
+through the whole trial and starts at zero for the next one. The policy sees (observation,
+previous action, previous reward, done flag). Returns and advantages run over the whole
+trial, across episode boundaries: an episode's end is not a terminal state for the
+trial's objective, only the trial's end is. One meta-iteration:
+
+1. sample one trial for each of `meta_batch_size` tasks (`Sampler.sample_trials`);
+2. lay each trial out in time order and run both GRUs over all trials in one call, for the
+   sampling policy's log-probabilities and the values;
+3. GAE(discount, gae_lambda) over each trial, standardised over the batch;
+4. the outer step: PPO (`RL2PPO`: epochs of Adam on minibatches of trials, clipped
+   surrogate + value regression) or TRPO (`RL2TRPO`: one trust-region step on the policy,
+   then Adam epochs on the value).
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from metarl import seeding
+from metarl.config import TrainConfig
+from metarl.episodes import Episodes
+from metarl.optim import autograd_fisher_vector_product, flat_concat, trpo_step
+from metarl.policies import RecurrentPolicy
+from metarl.returns import gae
+from metarl.sampling import Sampler
+from metarl.tasks import Task
+
+
+@dataclass
+class Trials:
+    """A batch of trials in time order: valid steps first, padding (mask 0) after.
+
+    observations [trials, T, obs_dim], actions [trials, T, stored_action_dim], rewards,
+    mask, episode_starts (1 on the first step of each episode) [trials, T]; T = episodes
+    per trial * horizon.
+    """
+
+    observations: Tensor
+    actions: Tensor
+    rewards: Tensor
+    mask: Tensor
+    episode_starts: Tensor
+
+    @classmethod
+    def from_episodes(cls, episodes: Episodes) -> Trials:
+        """Concatenate each trial's episodes [trials, K, H, ...] in time order (stable sort
+        of the valid steps to the front)."""
+        num_trials, k, horizon = episodes.rewards.shape
+        mask = episodes.mask.reshape(num_trials, k * horizon)
+        order = torch.argsort(1.0 - mask, dim=1, stable=True)
+
+        def gather(values: Tensor) -> Tensor:
+            flat = values.reshape(num_trials, k * horizon, *values.shape[3:])
+            index = order.reshape(*order.shape, *([1] * (flat.dim() - 2))).expand_as(flat)
+            return torch.gather(flat, 1, index)
+
+        starts = torch.zeros_like(episodes.rewards)
+        starts[:, :, 0] = 1.0
+        return cls(
+            observations=gather(episodes.observations),
+            actions=gather(episodes.actions),
+            rewards=gather(episodes.rewards),
+            mask=gather(episodes.mask),
+            episode_starts=gather(starts) * gather(episodes.mask),
+        )
+
+    def select(self, rows: Tensor) -> Trials:
+        return Trials(*(getattr(self, name)[rows] for name in self.__dataclass_fields__))
+
+
+class RL2PPO:
+    """RL2 with a PPO outer step. `train_step` runs one meta-iteration; `adaptation_curve`
+    reports the return of each episode of a trial on held-out tasks."""
+
+    def __init__(self, config: TrainConfig, policy: RecurrentPolicy, sampler: Sampler) -> None:
+        self.config = config
+        self.policy = policy
+        self.sampler = sampler
+        self.optimizer = self._make_optimizer()
+
+    def _make_optimizer(self) -> torch.optim.Optimizer:
+        return torch.optim.Adam(self.policy.parameters(), lr=self.config.outer_lr)
+
+    # ---- pieces -------------------------------------------------------------------------
+    def sample(self, tasks: list[Task], key: tuple[int, ...]) -> Episodes:
+        stream = seeding.seed_sequence(self.config.seed, *key)
+        return self.sampler.sample_trials(
+            tasks, self.policy.state_dict(), self.config.episodes_per_trial, stream
+        )
+
+    def inputs(self, trials: Trials) -> Tensor:
+        return self.policy.trial_inputs(
+            trials.observations, trials.actions, trials.rewards, trials.episode_starts
+        )
+
+    def advantages_and_returns(self, trials: Trials, values: Tensor) -> tuple[Tensor, Tensor]:
+        """GAE over whole trials [trials, T] and the value targets (advantage + value);
+        the advantages standardised over all valid steps of the batch."""
+        cfg = self.config
+        advantages = gae(trials.rewards, values, trials.mask, cfg.discount, cfg.gae_lambda)
+        targets = (advantages + values) * trials.mask
+        valid = trials.mask.bool()
+        mean, std = advantages[valid].mean(), advantages[valid].std()
+        return (advantages - mean) / (std + 1e-8) * trials.mask, targets
+
+    @staticmethod
+    def masked_mean(values: Tensor, mask: Tensor) -> Tensor:
+        return (values * mask).sum() / mask.sum().clamp(min=1)
+
+    # ---- one meta-iteration ---------------------------------------------------------------
+    def train_step(self, tasks: list[Task], iteration: int) -> dict[str, float]:
+        start = time.perf_counter()
+        episodes = self.sample(tasks, (seeding.SAMPLING, iteration))
+        sample_time = time.perf_counter() - start
+
+        tick = time.perf_counter()
+        trials = Trials.from_episodes(episodes)
+        inputs = self.inputs(trials)
+        with torch.no_grad():
+            old_dist, old_values = self.policy.forward_trials(inputs)
+            old_log_probs = self.policy.log_prob(old_dist, trials.actions)
+        advantages, targets = self.advantages_and_returns(trials, old_values)
+        outer_metrics = self.outer_step(
+            trials, inputs, old_dist, old_log_probs, advantages, targets, iteration
+        )
+        update_time = time.perf_counter() - tick
+
+        episode_returns = episodes.episode_returns()  # [trials, K]
+        return {
+            "meta/return_pre_adapt": float(episode_returns[:, 0].mean()),  # the trial's first episode
+            "meta/return_post_adapt": float(episode_returns[:, -1].mean()),  # its last
+            "meta/trial_return": float(episode_returns.sum(1).mean()),
+            **outer_metrics,
+            "charts/iteration_env_steps": episodes.env_steps,
+            "charts/env_steps_per_s": episodes.env_steps / max(sample_time, 1e-9),
+            "time/sample_s": sample_time,
+            "time/update_s": update_time,
+            "time/iteration_s": time.perf_counter() - start,
+        }
+
+    def ppo_losses(
+        self, trials: Trials, inputs: Tensor, old_log_probs: Tensor, advantages: Tensor, targets: Tensor
+    ) -> dict[str, Tensor]:
+        """Clipped surrogate, value loss and entropy of a minibatch of trials (scalars)."""
+        eps = self.config.ppo_clip
+        dist, values = self.policy.forward_trials(inputs)
+        log_probs = self.policy.log_prob(dist, trials.actions)
+        ratio = torch.exp(log_probs - old_log_probs)
+        objective = torch.min(ratio * advantages, ratio.clamp(1 - eps, 1 + eps) * advantages)
+        with torch.no_grad():
+            clipped = self.masked_mean(((ratio - 1).abs() > eps).to(ratio.dtype), trials.mask)
+            kl = self.masked_mean(old_log_probs - log_probs, trials.mask)
+        return {
+            "surrogate": -self.masked_mean(objective, trials.mask),
+            "value": self.masked_mean((values - targets) ** 2, trials.mask),
+            "entropy": self.masked_mean(self.policy.entropy(dist), trials.mask),
+            "clip_fraction": clipped,
+            "kl": kl,
+        }
+
+    def minibatches(self, num_trials: int, iteration: int, epoch: int) -> list[Tensor]:
+        """A seeded shuffle of the trials, split into `ppo_minibatches` index sets."""
+        generator = seeding.torch_generator(self.config.seed, seeding.MINIBATCHES, iteration, epoch)
+        order = torch.randperm(num_trials, generator=generator)
+        return list(torch.tensor_split(order, min(self.config.ppo_minibatches, num_trials)))
+
+    def outer_step(
+        self,
+        trials: Trials,
+        inputs: Tensor,
+        old_dist: Any,
+        old_log_probs: Tensor,
+        advantages: Tensor,
+        targets: Tensor,
+        iteration: int,
+    ) -> dict[str, float]:
+        """`ppo_epochs` passes of Adam over minibatches of trials."""
+        cfg = self.config
+        history: list[dict[str, float]] = []
+        for epoch in range(cfg.ppo_epochs):
+            for rows in self.minibatches(len(trials.rewards), iteration, epoch):
+                losses = self.ppo_losses(
+                    trials.select(rows), inputs[rows], old_log_probs[rows], advantages[rows], targets[rows]
+                )
+                loss = losses["surrogate"] + losses["value"] - cfg.entropy_coef * losses["entropy"]
+                self.optimizer.zero_grad()
+                loss.backward()
+                torch.nn.utils.clip_grad_norm_(self.policy.parameters(), cfg.max_grad_norm)
+                self.optimizer.step()
+                history.append({name: float(value.detach()) for name, value in losses.items()})
+        return {
+            "losses/surrogate_before": history[0]["surrogate"],
+            "losses/surrogate_last_epoch": history[-1]["surrogate"],
+            "losses/value": history[-1]["value"],
+            "losses/entropy": history[-1]["entropy"],
+            "losses/kl": history[-1]["kl"],
+            "ppo/clip_fraction": history[-1]["clip_fraction"],
+        }
+
+    # ---- evaluation -------------------------------------------------------------------
+    def adaptation_curve(
+        self, tasks: list[Task], num_steps: int | None = None, inner_lrs: Any = None, seed: int = 0
+    ) -> np.ndarray:
+        """Mean return of each episode of one trial per task: [episodes_per_trial, tasks].
+
+        (`num_steps` and `inner_lrs` belong to gradient-based agents and are ignored.)
+        Trials come from the EVAL_SAMPLING stream of `seed`.
+        """
+        stream = seeding.seed_sequence(seed, seeding.EVAL_SAMPLING)
+        episodes = self.sampler.sample_trials(
+            tasks, self.policy.state_dict(), self.config.episodes_per_trial, stream
+        )
+        return episodes.episode_returns().T.numpy()
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"policy": self.policy.state_dict(), "optimizer": self.optimizer.state_dict()}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.policy.load_state_dict(state["policy"])
+        if "optimizer" not in state:
+            raise KeyError(f"an {self.config.agent} checkpoint must hold the optimizer state ('optimizer')")
+        self.optimizer.load_state_dict(state["optimizer"])
+
+
+class RL2TRPO(RL2PPO):
+    """RL2 with a TRPO outer step on the policy (the paper's), and `value_epochs` Adam
+    passes over minibatches on the value GRU's squared error."""
+
+    def _make_optimizer(self) -> torch.optim.Optimizer:
+        return torch.optim.Adam(self.policy.value_parameters(), lr=self.config.outer_lr)
+
+    def outer_step(
+        self,
+        trials: Trials,
+        inputs: Tensor,
+        old_dist: Any,
+        old_log_probs: Tensor,
+        advantages: Tensor,
+        targets: Tensor,
+        iteration: int,
+    ) -> dict[str, float]:
+        cfg = self.config
+        policy, mask = self.policy, trials.mask
+        params = policy.policy_parameters()
+
+        def surrogate_and_kl() -> tuple[Tensor, Tensor]:
+            dist, _ = policy.forward_trials(inputs)
+            ratio = torch.exp(policy.log_prob(dist, trials.actions) - old_log_probs)
+            return -self.masked_mean(ratio * advantages, mask), self.masked_mean(
+                policy.kl(old_dist, dist), mask
+            )
+
+        surrogate, kl = surrogate_and_kl()
+        gradient = flat_concat(torch.autograd.grad(surrogate, params, retain_graph=True))
+
+        def evaluate() -> tuple[float, float]:
+            with torch.no_grad():
+                loss, kl_now = surrogate_and_kl()
+            return float(loss), float(kl_now)
+
+        result = trpo_step(
+            params,
+            gradient,
+            autograd_fisher_vector_product(kl, params),
+            evaluate,
+            loss_before=float(surrogate.detach()),
+            max_kl=cfg.max_kl,
+            cg_iterations=cfg.cg_iterations,
+            cg_damping=cfg.cg_damping,
+            backtrack_ratio=cfg.line_search_backtrack_ratio,
+            max_backtracks=cfg.line_search_max_backtracks,
+        )
+        value_losses = []
+        for epoch in range(cfg.value_epochs):
+            for rows in self.minibatches(len(trials.rewards), iteration, epoch):
+                value_features, _ = policy.value_gru(inputs[rows])
+                values = policy.value_head(value_features)[..., 0]
+                loss = self.masked_mean((values - targets[rows]) ** 2, mask[rows])
+                self.optimizer.zero_grad()
+                loss.backward()
+                self.optimizer.step()
+                value_losses.append(float(loss.detach()))
+        return {
+            "losses/surrogate_before": result.loss_before,
+            "losses/surrogate_after": result.loss_after,
+            "losses/kl": result.kl,
+            "losses/value": value_losses[-1] if value_losses else 0.0,
+            "trpo/step_fraction": result.step_fraction,
+            "trpo/backtracks": result.backtracks,
+        }

@@ -1,0 +1,173 @@
+"""RL2: trial sampling with a carried hidden state, whole-trial GRU forward, learning, resume."""
+
+from __future__ import annotations
+
+import csv
+
+import numpy as np
+import pytest
+import torch
+from torch.distributions import Categorical
+
+from agents import build
+from agents.rl2 import Trials
+from metarl.checkpoint import load_checkpoint
+from metarl.config import config_from_dict, load_config
+from metarl.episodes import Episodes
+from metarl.policies import RecurrentPolicy
+from metarl.sampling.sampler import Sampler
+from metarl.sampling.worker import TrialRequest, TrialWorker
+from train import train
+
+MDP = {"num_states": 4, "num_actions": 3, "episode_length": 4}
+
+
+class CountingPolicy(RecurrentPolicy):
+    """Scripted: the hidden state counts the steps of the trial, and the action at trial
+    step s (from 0) is s mod act_dim, so the actions reveal what the hidden state held."""
+
+    def step(self, inputs, hidden):
+        self.inputs_seen.append(inputs.clone())
+        hidden = hidden + 1
+        logits = 50.0 * torch.nn.functional.one_hot((hidden[:, 0].long() - 1) % self.act_dim, self.act_dim)
+        return Categorical(logits=logits.float()), hidden
+
+
+def test_trial_sampler_carries_the_hidden_state_across_episodes_and_resets_it_between_trials():
+    spec = {"obs_dim": 4, "act_dim": 3, "discrete": True, "hidden_size": 8}
+    worker = TrialWorker("metarl/TabularMDP-v0", MDP, spec, horizon=4)
+    worker.policy = CountingPolicy(**spec)
+    worker.policy.inputs_seen = []
+    family = worker._env(1).env.unwrapped
+    tasks = family.sample_tasks(2, np.random.default_rng(0))
+    params = {k: v.numpy() for k, v in worker.policy.state_dict().items()}
+    for call in range(2):  # a second call starts new trials: the count starts at 0 again
+        seeds = np.array([[1, 2], [3, 4]], np.uint32) + call
+        out = worker.rollout(TrialRequest(tasks, params, episodes_per_trial=3, slot_seeds=seeds))
+        trial_step = np.arange(3)[:, None] * 4 + np.arange(4)  # [episode, t]
+        for slot in range(2):
+            np.testing.assert_array_equal(out["actions"][slot, :, :, 0], trial_step % 3)
+        assert out["mask"].all() and out["observations"][:, :, 0].argmax(-1).tolist() == [[0, 0, 0]] * 2
+    # the inputs: previous action one-hot, previous reward, and the done flag exactly on the
+    # first step of the second and third episodes
+    inputs = torch.stack(worker.policy.inputs_seen[-12:], dim=1)  # [slots, 12, input_dim]
+    rewards = out["rewards"].reshape(2, 12)
+    actions = out["actions"].reshape(2, 12)
+    np.testing.assert_array_equal(inputs[:, 1:, 4:7].argmax(-1).numpy(), actions[:, :-1])
+    np.testing.assert_allclose(inputs[:, 1:, 7].numpy(), rewards[:, :-1])
+    assert inputs[:, 0, 4:].abs().sum() == 0
+    assert inputs[:, :, 8].nonzero()[:, 1].tolist() == [4, 8, 4, 8]
+
+
+def test_whole_trial_forward_equals_step_by_step_and_handles_early_ends():
+    """Trials.from_episodes puts each trial's valid steps first in time order; the one-call
+    GRU forward over them equals stepping the GRU through the trial."""
+    torch.manual_seed(0)
+    policy = RecurrentPolicy(2, 3, True, 16, generator=torch.Generator().manual_seed(1))
+    mask = torch.ones(2, 2, 5)
+    mask[0, 0, 3:] = 0  # trial 0's first episode ends after 3 steps
+    episodes = Episodes(
+        observations=torch.randn(2, 2, 5, 2) * mask[..., None],
+        actions=torch.randint(0, 3, (2, 2, 5, 1)).float() * mask[..., None],
+        rewards=torch.randn(2, 2, 5) * mask,
+        mask=mask,
+        terminated=torch.tensor([[True, False], [False, False]]),
+        tasks=[{}, {}],
+    )
+    trials = Trials.from_episodes(episodes)
+    assert trials.mask[0].tolist() == [1.0] * 8 + [0.0] * 2
+    assert trials.episode_starts[0].nonzero().flatten().tolist() == [0, 3]
+    assert trials.episode_starts[1].nonzero().flatten().tolist() == [0, 5]
+    torch.testing.assert_close(trials.observations[0, 3:8], episodes.observations[0, 1])
+    inputs = policy.trial_inputs(trials.observations, trials.actions, trials.rewards, trials.episode_starts)
+    dist, _ = policy.forward_trials(inputs)
+    hidden, stepped = policy.initial_hidden(2), []
+    for t in range(10):
+        step_dist, hidden = policy.step(inputs[:, t], hidden)
+        stepped.append(step_dist.logits)
+    torch.testing.assert_close(torch.stack(stepped, 1), dist.logits, atol=1e-6, rtol=1e-5)
+
+
+def test_trial_sampler_backends_agree_and_the_wrong_call_is_named():
+    policy = RecurrentPolicy(4, 3, True, 16, generator=torch.Generator().manual_seed(0))
+    from metarl.tasks import family_of
+
+    tasks = family_of("metarl/TabularMDP-v0", MDP).sample_tasks(6, np.random.default_rng(1))
+    results = []
+    for backend in ("local", "processes"):
+        with Sampler(
+            "metarl/TabularMDP-v0", MDP, policy.spec(), 4, backend=backend, num_workers=2, worker="trials"
+        ) as s:
+            results.append(s.sample_trials(tasks, policy.state_dict(), 3, np.random.SeedSequence(7)))
+            with pytest.raises(RuntimeError, match="sample_trials"):
+                s.sample(tasks, {}, 1, np.random.SeedSequence(0))
+    assert results[0].rewards.shape == (6, 3, 4)
+    for name in ("observations", "actions", "rewards", "mask"):
+        torch.testing.assert_close(getattr(results[0], name), getattr(results[1], name))
+
+
+RL2_BANDIT = [
+    "env_id=metarl/Bandit-v0",
+    "env_kwargs={num_arms: 2, num_pulls: 10}",
+    "agent=rl2_ppo",
+    "horizon=10",
+    "episodes_per_trial=1",
+    "meta_batch_size=256",
+    "rnn_hidden_size=32",
+    "outer_lr=0.01",
+    "ppo_epochs=4",
+    "ppo_minibatches=4",
+    "gae_lambda=0.3",
+    "sampler_backend=local",
+    "checkpoint_every=2",
+]
+
+
+def _better_arm_share(agent, family, seed: int) -> float:
+    """Share of pulls 6-10 that go to the better arm, on 500 fresh bandits."""
+    tasks = family.sample_tasks(500, np.random.default_rng(seed))
+    episodes = agent.sampler.sample_trials(tasks, agent.policy.state_dict(), 1, np.random.SeedSequence(seed))
+    better = np.array([np.argmax(task["means"]) for task in tasks])
+    arms = episodes.actions[:, 0, 5:, 0].numpy()
+    return float((arms == better[:, None]).mean())
+
+
+def _csv_rows(path):
+    with open(path, newline="") as handle:
+        return [
+            {k: v for k, v in row.items() if not k.startswith(("time/", "charts/env_steps_per_s"))}
+            for row in csv.DictReader(handle)
+        ]
+
+
+@pytest.mark.parametrize("agent_name", ["rl2_ppo", "rl2_trpo"])
+def test_short_rl2_run_on_a_two_armed_bandit_learns_to_prefer_the_better_arm(tmp_path, agent_name):
+    extra = ["max_kl=0.02", "meta_iterations=10"] if agent_name == "rl2_trpo" else ["meta_iterations=15"]
+    config = load_config(None, RL2_BANDIT + [f"agent={agent_name}", *extra])
+    untrained, family, sampler = build(config)
+    with sampler:
+        before = _better_arm_share(untrained, family, seed=11)
+    run = train(config, tmp_path / "run", progress=False)
+    trained, _, sampler = build(config)
+    trained.load_state_dict(load_checkpoint(run)["agent"])
+    with sampler:
+        after = _better_arm_share(trained, family, seed=11)
+    assert abs(before - 0.5) < 0.05 and after > 0.7, (before, after)
+
+
+def test_rl2_resume_equals_uninterrupted(tmp_path):
+    config = load_config(None, RL2_BANDIT + ["meta_iterations=4", "rnn_hidden_size=8", "meta_batch_size=32"])
+    full = train(config, tmp_path / "full", progress=False)
+    part = train(
+        load_config(None, RL2_BANDIT + ["meta_iterations=2", "rnn_hidden_size=8", "meta_batch_size=32"]),
+        tmp_path / "part",
+        progress=False,
+    )
+    state = load_checkpoint(part)
+    assert set(state["agent"]) == {"policy", "optimizer"}
+    state["config"]["meta_iterations"] = 4
+    train(config_from_dict(state["config"]), part, resume_state=state, progress=False)
+    final, resumed = load_checkpoint(full), load_checkpoint(part)
+    for key, value in final["agent"]["policy"].items():
+        assert torch.equal(value, resumed["agent"]["policy"][key]), key
+    assert _csv_rows(full / "progress.csv") == _csv_rows(part / "progress.csv")
