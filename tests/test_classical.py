@@ -1,0 +1,76 @@
+"""Classical bandit and MDP baselines: known Gittins indices, exact optima, published values."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from agents.classical import (
+    bandit_baselines,
+    gittins_table,
+    mdp_baselines,
+    optimal_episode_return,
+    play_bandits,
+    random_policy,
+)
+from envs.bandit import sample_bandit_tasks
+from envs.tabular_mdp import sample_mdp_tasks
+
+
+def test_gittins_indices_match_the_published_table():
+    """Gittins' Bernoulli table (Beta(a, b) posterior): discount 0.9 gives 0.7029 for
+    Beta(1, 1), 0.6346 for Beta(2, 2), 0.6010 for Beta(3, 3), 0.8695 for Beta(10, 2);
+    discount 0.99 gives 0.8699 for Beta(1, 1)."""
+    table = gittins_table(0.9, 20)
+    for (a, b), index in {(1, 1): 0.7029, (2, 2): 0.6346, (3, 3): 0.6010, (10, 2): 0.8695}.items():
+        assert table[a, b] == pytest.approx(index, abs=1e-4), (a, b)
+    assert gittins_table(0.99, 20)[1, 1] == pytest.approx(0.8699, abs=1e-4)
+    # more successes raise the index, more failures lower it
+    assert table[3, 1] > table[2, 1] > table[1, 1] > table[1, 2] > table[1, 3]
+
+
+def test_value_iteration_optimum_on_a_hand_solved_mdp():
+    """State 0: action 0 pays 1 and stays, action 1 pays 0 and moves to state 1, which pays
+    3 per step forever. Over 3 steps the optimum moves first: 0 + 3 + 3 = 6; over 1 step it
+    stays: 1."""
+    task = {
+        "transitions": [[[1.0, 0.0], [0.0, 1.0]], [[0.0, 1.0], [0.0, 1.0]]],
+        "reward_means": [[1.0, 0.0], [3.0, 3.0]],
+    }
+    assert optimal_episode_return([task], 3)[0] == pytest.approx(6.0)
+    assert optimal_episode_return([task], 1)[0] == pytest.approx(1.0)
+
+
+def test_bandit_baselines_reproduce_the_rl2_papers_values():
+    """n = 10 pulls, k = 5 arms, 1000 bandits: the RL2 paper reports random 5.0, Gittins 6.6,
+    Thompson 5.7, UCB1 6.7, epsilon-greedy 6.6, greedy 6.6 (standard error here about 0.06)."""
+    tasks = sample_bandit_tasks(1000, np.random.default_rng(0), 5, "bernoulli")
+    tuning = sample_bandit_tasks(1000, np.random.default_rng(1), 5, "bernoulli")
+    results = bandit_baselines(tasks, tuning, 10, seed=3)
+    paper = {
+        "random": 5.0,
+        "Gittins": 6.6,
+        "Thompson": 5.7,
+        "UCB1": 6.7,
+        "epsilon-greedy": 6.6,
+        "greedy": 6.6,
+    }
+    for name, value in paper.items():
+        assert results[name]["totals"].mean() == pytest.approx(value, abs=0.2), name
+    # random's expectation is exact: n times the mean arm mean
+    expected = 10 * np.mean([task["means"] for task in tasks])
+    random_totals = play_bandits(tasks, 10, random_policy(), np.random.default_rng(4))
+    assert random_totals.mean() == pytest.approx(expected, abs=4 * random_totals.std() / np.sqrt(1000))
+
+
+def test_psrl_learns_within_a_trial_and_stays_below_the_optimum():
+    tasks = sample_mdp_tasks(300, np.random.default_rng(0), 10, 5)
+    results = mdp_baselines(tasks, num_episodes=10, episode_length=10, seed=1)
+    psrl = results["PSRL"]["episode_returns"].mean(1)  # [episodes]
+    random = results["random"]["episode_returns"].mean(1)
+    optimum = results["optimal (knows the MDP)"]["episode_returns"].mean(1)
+    assert psrl[-3:].mean() > psrl[:2].mean() + 2.0  # it learns across episodes
+    assert psrl.sum() > random.sum() + 20.0
+    assert psrl[-1] < optimum[-1]
+    # random's expectation: 10 steps at mean reward mu ~ N(1, 1), about 10 per episode
+    assert random.mean() == pytest.approx(10.0, abs=0.6)
