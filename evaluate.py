@@ -16,8 +16,10 @@ import sys
 import time
 from pathlib import Path
 
-from agents import build
-from metarl import evaluation
+from agents import RECURRENT_AGENTS, build, classical
+from envs.bandit import BanditEnv
+from envs.tabular_mdp import TabularMDPEnv
+from metarl import evaluation, seeding
 from metarl.checkpoint import CheckpointError, load_checkpoint, run_dir_of
 from metarl.config import ConfigError, config_from_dict
 from metarl.sampling import BACKENDS
@@ -73,6 +75,13 @@ def main(argv: list[str] | None = None) -> int:
     with sampler:
         curve = agent.adaptation_curve(tasks, num_steps, inner_lrs, config.seed)
     summary = evaluation.summarize(curve, tasks)
+    recurrent = config.agent in RECURRENT_AGENTS
+    step_label = "episode in trial" if recurrent else "gradient steps"
+    if recurrent:  # RL2: rows are the episodes 1..K of each task's trial
+        for row in summary["steps"]:
+            row["step"] += 1
+        summary["trial_total"] = evaluation.mean_and_stderr(curve.sum(0))
+        summary["baselines"] = classical_baselines(family, tasks, config, task_seed)
     summary.update(
         env_id=config.env_id,
         agent=config.agent,
@@ -83,23 +92,56 @@ def main(argv: list[str] | None = None) -> int:
     )
     title = f"{config.env_id} {config.agent} (iteration {state['iteration']}, {num_tasks} test tasks)"
     print(title)
-    print(evaluation.format_table(summary))
-    reference = PAPER_MAML.get(config.env_id)
+    print(evaluation.format_table(summary, step_label))
+    if recurrent:
+        print(evaluation.format_baselines(config.agent, summary["trial_total"], summary["baselines"]))
+    reference = None if recurrent else PAPER_MAML.get(config.env_id)
     if reference is not None:
         print(f"paper (MAML row): {reference}")
     evaluation.write_json(summary, out_dir / "evaluation.json")
-    evaluation.plot_curve(summary, out_dir / "adaptation_curve.png", title, reference)
+    evaluation.plot_curve(summary, out_dir / "adaptation_curve.png", title, reference, step_label)
     written = [out_dir / "evaluation.json", out_dir / "adaptation_curve.png"]
     if (run_dir / "progress.csv").exists():
         training_title = f"{config.env_id} {config.agent} (seed {config.seed}): training"
-        post_label = f"after {config.num_inner_steps} inner step{'s' if config.num_inner_steps != 1 else ''}"
+        if recurrent:
+            labels = ("first episode of a trial", f"episode {config.episodes_per_trial} of a trial")
+        else:
+            steps = config.num_inner_steps
+            labels = ("before adaptation", f"after {steps} inner step{'s' if steps != 1 else ''}")
         evaluation.plot_training(
-            run_dir / "progress.csv", out_dir / "training_curve.png", training_title, post_label
+            run_dir / "progress.csv", out_dir / "training_curve.png", training_title, *labels
         )
         written.append(out_dir / "training_curve.png")
     print("wrote " + ", ".join(str(p) for p in written))
     print(f"evaluation took {time.perf_counter() - start:.1f} s")
     return 0
+
+
+def classical_baselines(family, tasks: list, config, task_seed: int) -> dict:
+    """The classical baselines of a bandit or tabular-MDP family on `tasks` ({} for others):
+    {name: {"mean", "stderr", "parameter", "episode_means"}} of the trial total."""
+    seed = int(seeding.seed_sequence(task_seed, seeding.BASELINES).generate_state(1)[0])
+    tuning = family.sample_tasks(len(tasks), seeding.generator(task_seed, seeding.BASELINE_TUNING))
+    if isinstance(family, BanditEnv):
+        pulls = min(family.num_pulls, config.horizon) * config.episodes_per_trial
+        gaussian = family.arms == "gaussian"
+        results = classical.bandit_baselines(tasks, tuning, pulls, seed, gaussian)
+        return {
+            name: {**evaluation.mean_and_stderr(r["totals"]), "parameter": r["parameter"]}
+            for name, r in results.items()
+        }
+    if isinstance(family, TabularMDPEnv):
+        length = min(family.episode_length, config.horizon)
+        results = classical.mdp_baselines(tasks, config.episodes_per_trial, length, seed)
+        return {
+            name: {
+                **evaluation.mean_and_stderr(r["episode_returns"].sum(0)),
+                "parameter": None,
+                "episode_means": r["episode_returns"].mean(1).tolist(),
+            }
+            for name, r in results.items()
+        }
+    return {}
 
 
 if __name__ == "__main__":

@@ -21,24 +21,40 @@ def summarize(task_returns: np.ndarray, tasks: list[dict]) -> dict[str, Any]:
     the standard error is over tasks.
     """
     steps = []
-    num_tasks = task_returns.shape[1]
     for step, returns in enumerate(task_returns):
-        stderr = float(np.std(returns, ddof=1) / math.sqrt(num_tasks)) if num_tasks > 1 else 0.0
+        stats = mean_and_stderr(returns)
         steps.append(
             {
                 "step": step,
-                "mean_return": float(np.mean(returns)),
-                "stderr": stderr,
+                "mean_return": stats["mean"],
+                "stderr": stats["stderr"],
                 "task_returns": [float(r) for r in returns],
             }
         )
     return {"steps": steps, "tasks": tasks}
 
 
+def mean_and_stderr(values: np.ndarray) -> dict[str, float]:
+    """{"mean", "stderr"} of per-task values [tasks] (standard error over tasks)."""
+    values = np.asarray(values, dtype=np.float64)
+    stderr = float(np.std(values, ddof=1) / math.sqrt(len(values))) if len(values) > 1 else 0.0
+    return {"mean": float(values.mean()), "stderr": stderr}
+
+
+def format_baselines(agent: str, agent_total: dict[str, float], baselines: dict[str, dict]) -> str:
+    """The agent's mean trial total next to each classical baseline's, on the same tasks."""
+    lines = [f"{'policy':>24} | {'trial total':>11} | {'std. error':>10} | tuned", "-" * 62]
+    rows = [(agent, agent_total, None)] + [(name, b, b.get("parameter")) for name, b in baselines.items()]
+    for name, result, parameter in rows:
+        tuned = "" if parameter is None else f"{parameter:g}"
+        lines.append(f"{name:>24} | {result['mean']:>11.2f} | {result['stderr']:>10.2f} | {tuned}")
+    return "\n".join(lines)
+
+
 def format_table(summary: dict[str, Any], step_label: str = "gradient steps") -> str:
-    lines = [f"{step_label:>15} | {'mean return':>12} | {'std. error':>10}", "-" * 45]
+    lines = [f"{step_label:>16} | {'mean return':>12} | {'std. error':>10}", "-" * 46]
     for row in summary["steps"]:
-        lines.append(f"{row['step']:>15d} | {row['mean_return']:>12.2f} | {row['stderr']:>10.2f}")
+        lines.append(f"{row['step']:>16d} | {row['mean_return']:>12.2f} | {row['stderr']:>10.2f}")
     return "\n".join(lines)
 
 
@@ -89,8 +105,15 @@ def plot_curve(
     _save_plot(draw, path, title, step_label, "mean return (held-out tasks)")
 
 
-def plot_training(progress_csv: Path, path: Path, title: str, post_label: str = "after adaptation") -> None:
-    """Pre- and post-adaptation return against environment steps (from progress.csv), as PNG."""
+def plot_training(
+    progress_csv: Path,
+    path: Path,
+    title: str,
+    pre_label: str = "before adaptation",
+    post_label: str = "after adaptation",
+) -> None:
+    """Pre- and post-adaptation return against environment steps (from progress.csv), as PNG
+    (for RL2: the return of the first and the last episode of the training trials)."""
     import csv
 
     with open(progress_csv, newline="") as handle:
@@ -98,10 +121,7 @@ def plot_training(progress_csv: Path, path: Path, title: str, post_label: str = 
     steps = [float(row["charts/env_steps"]) for row in rows]
 
     def draw(axes) -> None:
-        for key, label in (
-            ("meta/return_pre_adapt", "before adaptation"),
-            ("meta/return_post_adapt", post_label),
-        ):
+        for key, label in (("meta/return_pre_adapt", pre_label), ("meta/return_post_adapt", post_label)):
             axes.plot(steps, [float(row[key]) for row in rows], label=label)
 
     _save_plot(draw, path, title, "environment steps", "mean return (training tasks)")

@@ -22,6 +22,8 @@ POLICY_INIT = 2
 SAMPLING = 3
 EVAL_SAMPLING = 4
 MINIBATCHES = 5  # RL2's PPO/value minibatch shuffles
+BASELINE_TUNING = 6  # tasks on which classical baselines tune their hyperparameters
+BASELINES = 7  # the classical baselines' own randomness
 
 
 def seed_sequence(seed: int, *key: int) -> np.random.SeedSequence:

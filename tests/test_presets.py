@@ -85,3 +85,37 @@ def test_maml_trpo_on_halfcheetah_vel_end_to_end(tmp_path):
         len(row["task_returns"]) == 4 and math.isfinite(row["mean_return"]) for row in summary["steps"]
     )
     assert all(0.0 <= task["velocity"] <= 2.0 for task in summary["tasks"])
+
+
+RL2_PRESETS = sorted((ROOT / "configs").glob("rl2_*.yaml"))
+
+
+def test_there_are_rl2_presets_for_the_papers_bandits_and_mdps():
+    names = {p.stem for p in RL2_PRESETS}
+    for agent in ("rl2_ppo", "rl2_trpo"):
+        assert {f"{agent}_bandit_k{k}_n{n}" for k in (5, 10, 50) for n in (10, 100, 500)} <= names
+        assert {f"{agent}_tabular_mdp_n{n}" for n in (10, 25, 50, 75, 100)} <= names
+    assert "rl2_ppo_halfcheetah_vel" in names
+
+
+@pytest.mark.parametrize("preset", RL2_PRESETS, ids=lambda p: p.stem)
+def test_rl2_preset_has_the_papers_setup_and_runs(preset):
+    config = load_config(preset)
+    assert config.agent in ("rl2_ppo", "rl2_trpo") and config.discount == 0.99
+    if "bandit" in preset.stem:
+        k, n = (int(part[1:]) for part in preset.stem.split("_")[-2:])
+        assert config.env_kwargs == {"num_arms": k, "num_pulls": n} and config.horizon == n
+        assert (config.episodes_per_trial, config.rnn_hidden_size, config.gae_lambda) == (1, 256, 0.3)
+    elif "tabular_mdp" in preset.stem:
+        assert config.episodes_per_trial == int(preset.stem.split("_n")[-1]) and config.horizon == 10
+        assert (config.rnn_hidden_size, config.gae_lambda) == (256, 0.3)
+    else:
+        assert config.episodes_per_trial == 2 and config.horizon == 200
+    small = load_config(
+        preset, ["sampler_backend=local", "meta_batch_size=3", "rnn_hidden_size=8", "horizon=5"]
+    )
+    agent, family, sampler = build(small)
+    with sampler:
+        metrics = agent.train_step(family.sample_tasks(3, np.random.default_rng(0)), 0)
+    assert metrics["charts/iteration_env_steps"] == 3 * small.episodes_per_trial * 5
+    assert all(math.isfinite(value) for value in metrics.values())

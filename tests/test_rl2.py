@@ -171,3 +171,35 @@ def test_rl2_resume_equals_uninterrupted(tmp_path):
     for key, value in final["agent"]["policy"].items():
         assert torch.equal(value, resumed["agent"]["policy"][key]), key
     assert _csv_rows(full / "progress.csv") == _csv_rows(part / "progress.csv")
+
+
+@pytest.mark.parametrize(
+    "preset, baselines",
+    [
+        ("rl2_trpo_bandit_k5_n10", {"random", "greedy", "epsilon-greedy", "UCB1", "Thompson", "Gittins"}),
+        ("rl2_ppo_tabular_mdp_n10", {"random", "PSRL", "optimal (knows the MDP)"}),
+    ],
+)
+def test_evaluate_reports_the_episode_curve_and_the_baselines_on_the_same_tasks(
+    tmp_path, capsys, preset, baselines
+):
+    import json
+
+    import evaluate
+
+    overrides = ["meta_iterations=1", "meta_batch_size=4", "rnn_hidden_size=8", "sampler_backend=local"]
+    run = train(load_config(f"configs/{preset}.yaml", overrides), tmp_path / "run", progress=False)
+    assert evaluate.main([str(run), "--tasks", "30"]) == 0
+    printed = capsys.readouterr().out
+    summary = json.loads((run / "evaluation.json").read_text())
+    k = load_config(f"configs/{preset}.yaml").episodes_per_trial
+    assert [row["step"] for row in summary["steps"]] == list(range(1, k + 1))
+    assert "episode in trial" in printed and all(name in printed for name in baselines)
+    assert set(summary["baselines"]) == baselines
+    totals = np.sum([row["task_returns"] for row in summary["steps"]], axis=0)
+    assert summary["trial_total"]["mean"] == pytest.approx(totals.mean())
+    if "mdp" in preset:  # the optimum is exact and no policy beats it on average by much
+        optimum = summary["baselines"]["optimal (knows the MDP)"]
+        assert len(optimum["episode_means"]) == k and optimum["mean"] > summary["baselines"]["random"]["mean"]
+    for name in ("adaptation_curve.png", "training_curve.png"):
+        assert (run / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
