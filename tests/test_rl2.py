@@ -89,12 +89,13 @@ def test_whole_trial_forward_equals_step_by_step_and_handles_early_ends():
 
 
 def test_trial_sampler_backends_agree_and_the_wrong_call_is_named():
+    """local, processes and ray (a local cluster, started and stopped) give the same trials."""
     policy = RecurrentPolicy(4, 3, True, 16, generator=torch.Generator().manual_seed(0))
     from metarl.tasks import family_of
 
     tasks = family_of("metarl/TabularMDP-v0", MDP).sample_tasks(6, np.random.default_rng(1))
     results = []
-    for backend in ("local", "processes"):
+    for backend in ("local", "processes", "ray"):
         with Sampler(
             "metarl/TabularMDP-v0", MDP, policy.spec(), 4, backend=backend, num_workers=2, worker="trials"
         ) as s:
@@ -102,8 +103,9 @@ def test_trial_sampler_backends_agree_and_the_wrong_call_is_named():
             with pytest.raises(RuntimeError, match="sample_trials"):
                 s.sample(tasks, {}, 1, np.random.SeedSequence(0))
     assert results[0].rewards.shape == (6, 3, 4)
-    for name in ("observations", "actions", "rewards", "mask"):
-        torch.testing.assert_close(getattr(results[0], name), getattr(results[1], name))
+    for other in results[1:]:
+        for name in ("observations", "actions", "rewards", "mask"):
+            torch.testing.assert_close(getattr(results[0], name), getattr(other, name))
 
 
 RL2_BANDIT = [

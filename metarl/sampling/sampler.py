@@ -1,6 +1,8 @@
 """Task-parallel sampler: all tasks of a meta-batch at once, over one or more workers.
 
-Backends (all run the same `RolloutWorker` and give identical episodes for the same seed):
+Backends (all run the same workers: `RolloutWorker` for MAML's episodes, which are identical
+for the same seed whatever the backend and worker count, or `TrialWorker` for RL2's trials,
+see its note on worker counts):
 - ``processes`` (default): persistent worker processes (``spawn``, one per core, one torch
   thread each), each with a contiguous share of the (task, episode) slots. Parameters go
   out through a pipe; episodes come back through one shared-memory block that every worker
