@@ -259,8 +259,16 @@ class RL2TRPO(RL2PPO):
                 policy.kl(old_dist, dist), mask
             )
 
-        surrogate, kl = surrogate_and_kl()
-        gradient = flat_concat(torch.autograd.grad(surrogate, params, retain_graph=True))
+        surrogate, _ = surrogate_and_kl()
+        gradient = flat_concat(torch.autograd.grad(surrogate, params))
+        # The CG's matrix: the KL Hessian on the first curvature_fraction of the trials (an
+        # unbiased Fisher estimate at a fraction of the cost); the step's length is then
+        # calibrated on the KL over all trials.
+        curvature_trials = max(1, int(cfg.curvature_fraction * len(trials.rewards) + 0.5))
+        subsampled = curvature_trials < len(trials.rewards)
+        first = slice(0, curvature_trials)
+        dist, _ = policy.forward_trials(inputs[first])
+        curvature_kl = self.masked_mean(policy.kl(policy.detached(dist), dist), mask[first])
 
         def evaluate() -> tuple[float, float]:
             with torch.no_grad():
@@ -270,7 +278,7 @@ class RL2TRPO(RL2PPO):
         result = trpo_step(
             params,
             gradient,
-            autograd_fisher_vector_product(kl, params),
+            autograd_fisher_vector_product(curvature_kl, params),
             evaluate,
             loss_before=float(surrogate.detach()),
             max_kl=cfg.max_kl,
@@ -278,6 +286,7 @@ class RL2TRPO(RL2PPO):
             cg_damping=cfg.cg_damping,
             backtrack_ratio=cfg.line_search_backtrack_ratio,
             max_backtracks=cfg.line_search_max_backtracks,
+            calibrate_length=subsampled,
         )
         value_losses = []
         for epoch in range(cfg.value_epochs):

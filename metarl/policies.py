@@ -227,6 +227,12 @@ class RecurrentPolicy(nn.Module):
             return Categorical(logits=out, validate_args=False)
         return Normal(out, self.log_std.exp().expand_as(out), validate_args=False)
 
+    def detached(self, dist: Categorical | Normal) -> Categorical | Normal:
+        """The same distribution without its graph (the "old" policy of a KL)."""
+        if self.discrete:
+            return Categorical(logits=dist.logits.detach(), validate_args=False)
+        return Normal(dist.loc.detach(), dist.scale.detach(), validate_args=False)
+
     def forward_trials(self, inputs: Tensor) -> tuple[Categorical | Normal, Tensor]:
         """(action distribution [trials, T], values [trials, T]) from zero hidden states;
         one batched GRU call each for policy and value."""
