@@ -25,7 +25,8 @@ from metarl.config import ConfigError, config_from_dict
 from metarl.sampling import BACKENDS
 from metarl.tasks import sample_test_tasks
 
-# The MAML paper's MAML row (mean return after 0..3 steps), see shared/reference/PAPER_NUMBERS.md.
+# The MAML paper's rows (mean return after 0..3 steps; the oracle's single value), see
+# shared/reference/PAPER_NUMBERS.md.
 PAPER_MAML = {
     "metarl/Navigation2D-v0": [-40.41, -11.68, -3.33, -3.23],
     "metarl/HalfCheetahVel-v0": [-129.53, -78.57, -66.62, -60.78],
@@ -33,6 +34,38 @@ PAPER_MAML = {
     "metarl/AntVel-v0": [30.58, 96.74, 100.06, 101.41],
     "metarl/AntDir-v0": [8.66, 499.15, 500.68, 499.11],
 }
+PAPER_PRETRAINED = {
+    "metarl/Navigation2D-v0": [-40.81, -19.73, -11.72, -8.47],
+    "metarl/HalfCheetahVel-v0": [-158.00, -135.39, -128.47, -133.61],
+    "metarl/HalfCheetahDir-v0": [-43.03, -24.75, -12.85, 19.57],
+    "metarl/AntVel-v0": [-1.83, 6.11, 8.47, 9.47],
+    "metarl/AntDir-v0": [3.16, 1.27, 6.51, 6.86],
+}
+PAPER_ORACLE = {
+    "metarl/Navigation2D-v0": [-2.29],
+    "metarl/HalfCheetahVel-v0": [-54.47],
+    "metarl/HalfCheetahDir-v0": [442.69],
+    "metarl/AntVel-v0": [107.89],
+    "metarl/AntDir-v0": [524.80],
+}
+
+
+def paper_reference(config) -> tuple[str, list[float]] | None:
+    """The paper's row to compare a run with, by what the run is: (label, returns) or None.
+
+    No inner steps while training makes a run the paper's "pretrained" baseline (a policy
+    trained on all tasks, adapted at test time); with the task in the observation as well,
+    its "oracle".
+    """
+    if config.agent not in ("maml_trpo", "maml_ppo"):
+        return None
+    if config.num_inner_steps == 0 and config.env_kwargs.get("observe_task"):
+        label, table = "paper (oracle)", PAPER_ORACLE
+    elif config.num_inner_steps == 0:
+        label, table = "paper (pretrained)", PAPER_PRETRAINED
+    else:
+        label, table = "paper (MAML)", PAPER_MAML
+    return (label, table[config.env_id]) if config.env_id in table else None
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -95,11 +128,14 @@ def main(argv: list[str] | None = None) -> int:
     print(evaluation.format_table(summary, step_label))
     if recurrent:
         print(evaluation.format_baselines(config.agent, summary["trial_total"], summary["baselines"]))
-    reference = None if recurrent else PAPER_MAML.get(config.env_id)
+    paper = paper_reference(config)
+    reference_label, reference = paper if paper else ("", None)
     if reference is not None:
-        print(f"paper (MAML row): {reference}")
+        print(f"{reference_label}: {reference}")
     evaluation.write_json(summary, out_dir / "evaluation.json")
-    evaluation.plot_curve(summary, out_dir / "adaptation_curve.png", title, reference, step_label)
+    evaluation.plot_curve(
+        summary, out_dir / "adaptation_curve.png", title, reference, step_label, reference_label or "paper"
+    )
     written = [out_dir / "evaluation.json", out_dir / "adaptation_curve.png"]
     if (run_dir / "progress.csv").exists():
         training_title = f"{config.env_id} {config.agent} (seed {config.seed}): training"

@@ -7,7 +7,7 @@ Each preset ``configs/<name>.yaml`` trains in ``<root>/<name>/``. Running the co
 continues an interrupted run from its latest checkpoint (a resumed run equals an
 uninterrupted one) and skips training that is complete; evaluation (``evaluate.py``: 40
 held-out tasks, 0..3 gradient steps) always runs. The commands it runs are printed, and the
-last lines are a markdown table: our mean return after 0..3 steps next to the paper's MAML
+last lines are a markdown table: our mean return after 0..3 steps next to the paper's matching
 row, with the run's env steps and training wall time. ``key=value`` overrides apply to new
 runs only (for smoke tests; a resumed run keeps its own config).
 """
@@ -24,7 +24,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from evaluate import PAPER_MAML  # noqa: E402
+from evaluate import paper_reference  # noqa: E402
 from metarl.checkpoint import load_checkpoint  # noqa: E402
 from metarl.config import load_config  # noqa: E402
 
@@ -42,7 +42,7 @@ def reproduce(name: str, root: Path, overrides: list[str]) -> dict:
     """Train (or resume, or skip) and evaluate preset `name`; returns its table row."""
     preset = ROOT / "configs" / f"{name}.yaml"
     if not preset.exists():
-        choices = sorted(p.stem for p in (ROOT / "configs").glob("maml_*.yaml"))
+        choices = sorted(p.stem for p in (ROOT / "configs").glob("*.yaml") if not p.stem.startswith("rl2_"))
         raise SystemExit(f"reproduce: no preset {preset.name}; choose from {', '.join(choices)}")
     run_dir = root / name
     python = sys.executable
@@ -75,7 +75,7 @@ def reproduce(name: str, root: Path, overrides: list[str]) -> dict:
         "name": name,
         "env_id": config.env_id,
         "ours": [(step["mean_return"], step["stderr"]) for step in summary["steps"]],
-        "paper": PAPER_MAML.get(config.env_id),
+        "paper": paper_reference(config),
         "env_steps": int(float(rows[-1]["charts/env_steps"])),
         "train_hours": sum(float(row["time/iteration_s"]) for row in rows) / 3600,
         "iterations": len(rows),
@@ -91,11 +91,15 @@ def main() -> None:
     parser.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE", help="overrides for new runs")
     args = parser.parse_args()
     rows = [reproduce(name, (ROOT / args.root).resolve(), args.set) for name in args.presets]
-    print("\n| preset | return after 0 / 1 / 2 / 3 steps (± s.e.) | paper MAML | env steps | train time |")
+    print(
+        "\n| preset | return after 0 / 1 / 2 / 3 steps (± s.e.) | paper (same row) | env steps | train time |"
+    )
     print("|---|---|---|---|---|")
     for row in rows:
         ours = " / ".join(f"{mean:.2f} ± {se:.2f}" for mean, se in row["ours"])
-        paper = " / ".join(f"{x:.2f}" for x in row["paper"]) if row["paper"] else "-"
+        paper = (
+            f"{row['paper'][0]}: " + " / ".join(f"{x:.2f}" for x in row["paper"][1]) if row["paper"] else "-"
+        )
         hours = f"{row['train_hours']:.2f} h ({row['iterations']} iterations)"
         print(f"| {row['name']} | {ours} | {paper} | {row['env_steps']:,} | {hours} |")
 

@@ -20,6 +20,9 @@ Lineage, shared by all families (what carries over from the paper and what does 
   paper's code did.
 - Horizon 200 steps (the paper's), set at registration and configurable.
 
+``observe_task=True`` (an env kwarg of every family) appends the task vector (velocity,
+direction or goal) to the observation: the paper's "oracle", a policy told the task.
+
 Every reward term is reported in ``info`` (``reward_forward``/``reward_goal``,
 ``reward_ctrl``, ``reward_contact``, ``reward_survive``) together with ``x_velocity`` and
 ``task``.
@@ -29,6 +32,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import gymnasium as gym
 import mujoco
 import numpy as np
 from gymnasium.envs.mujoco.ant_v5 import AntEnv
@@ -190,6 +194,24 @@ class _LocomotionFamily(_TaskFamilyMixin):
         raise NotImplementedError
 
     # ---- shared ---------------------------------------------------------------------------
+    observe_task = False
+
+    def _init_observation(self, observe_task: bool) -> None:
+        """With `observe_task` (an oracle: the task is known), the task vector is appended
+        to every observation and the observation space grows by its length."""
+        self.observe_task = bool(observe_task)
+        if self.observe_task:
+            size = self.observation_space.shape[0] + len(self.task_vector(self._task))
+            self.observation_space = gym.spaces.Box(-np.inf, np.inf, (size,), np.float64)
+
+    def observation(
+        self, qpos: np.ndarray, qvel: np.ndarray, cfrc_ext: np.ndarray | None, task_vectors: np.ndarray
+    ) -> np.ndarray:
+        """Observations [N, obs_dim] of N simulations, with their task vectors [N, k]
+        appended when `observe_task`."""
+        obs = self.observe(qpos, qvel, cfrc_ext)
+        return np.concatenate((obs, task_vectors), axis=1) if self.observe_task else obs
+
     def initial_state(self, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
         """v5's reset distribution: qpos + U(-s, s), qvel + s N(0, 1), s the reset noise scale."""
         scale = self._reset_noise_scale
@@ -227,12 +249,16 @@ class _LocomotionFamily(_TaskFamilyMixin):
         return self.data.cfrc_ext[None] if self.READS_CONTACT_FORCES else None
 
     def _get_obs(self) -> np.ndarray:
-        return self.observe(self.data.qpos[None], self.data.qvel[None], self._contact_forces())[0]
+        task_vectors = self.task_vector(self._task)[None]
+        return self.observation(
+            self.data.qpos[None], self.data.qvel[None], self._contact_forces(), task_vectors
+        )[0]
 
     def step(self, action: np.ndarray):
         xy_before = self.root_position(self.data).copy()
         self.do_simulation(action, self.frame_skip)
         qpos, qvel, cfrc_ext = self.data.qpos[None], self.data.qvel[None], self._contact_forces()
+        task_vectors = self.task_vector(self._task)[None]
         reward, terminated, info = self.outcome(
             xy_before[None],
             self.root_position(self.data)[None],
@@ -240,13 +266,14 @@ class _LocomotionFamily(_TaskFamilyMixin):
             qvel,
             cfrc_ext,
             np.asarray(action)[None],
-            self.task_vector(self._task)[None],
+            task_vectors,
         )
         info = {name: float(value[0]) for name, value in info.items()}
         info["task"] = self.task
         if self.render_mode == "human":
             self.render()
-        return self.observe(qpos, qvel, cfrc_ext)[0], float(reward[0]), bool(terminated[0]), False, info
+        obs = self.observation(qpos, qvel, cfrc_ext, task_vectors)[0]
+        return obs, float(reward[0]), bool(terminated[0]), False, info
 
     def _control_cost(self, actions: np.ndarray) -> np.ndarray:
         return self._ctrl_cost_weight * np.sum(np.square(actions), axis=1)
@@ -257,9 +284,16 @@ class _HalfCheetahFamily(_LocomotionFamily, HalfCheetahEnv):
 
     ROOT_QPOS_COLUMNS = slice(0, 1)  # the rootx slider joint
 
-    def __init__(self, task: Task | None = None, ctrl_cost_weight: float = 0.05, **kwargs: Any) -> None:
+    def __init__(
+        self,
+        task: Task | None = None,
+        ctrl_cost_weight: float = 0.05,
+        observe_task: bool = False,
+        **kwargs: Any,
+    ) -> None:
         super().__init__(ctrl_cost_weight=ctrl_cost_weight, **kwargs)
         self._init_task(task)
+        self._init_observation(observe_task)
 
     def observe(self, qpos: np.ndarray, qvel: np.ndarray, cfrc_ext: np.ndarray | None) -> np.ndarray:
         position = qpos[:, 1:] if self._exclude_current_positions_from_observation else qpos
@@ -286,6 +320,7 @@ class _AntFamily(_LocomotionFamily, AntEnv):
         ctrl_cost_weight: float = 0.005,
         contact_cost_weight: float = 5e-4,
         healthy_reward: float = 1.05,
+        observe_task: bool = False,
         **kwargs: Any,
     ) -> None:
         super().__init__(
@@ -296,6 +331,7 @@ class _AntFamily(_LocomotionFamily, AntEnv):
         )
         self._root_body = self.data.body(self._main_body).id  # the torso (v5's main body)
         self._init_task(task)
+        self._init_observation(observe_task)
 
     def _clipped_contact_forces(self, cfrc_ext: np.ndarray) -> np.ndarray:
         return np.clip(cfrc_ext, *self._contact_force_range)
@@ -534,8 +570,11 @@ class LocomotionVectorEnv(VectorEnv):
     def _observe(self, slots: np.ndarray) -> np.ndarray:
         states = self._states[slots]
         cfrc_ext = self._cfrc_ext[slots] if self.template.READS_CONTACT_FORCES else None
-        return self.template.observe(
-            states[:, self._columns["qpos"]], states[:, self._columns["qvel"]], cfrc_ext
+        return self.template.observation(
+            states[:, self._columns["qpos"]],
+            states[:, self._columns["qvel"]],
+            cfrc_ext,
+            self._task_vectors[slots],
         )
 
     def reset(
@@ -600,7 +639,8 @@ class LocomotionVectorEnv(VectorEnv):
         rewards, terminated, info = template.outcome(
             xy_before, xy_after, qpos, qvel, contact_forces, actions, self._task_vectors[slots]
         )
-        return template.observe(qpos, qvel, contact_forces), rewards, terminated, info
+        observations = template.observation(qpos, qvel, contact_forces, self._task_vectors[slots])
+        return observations, rewards, terminated, info
 
     def step(
         self, actions: np.ndarray

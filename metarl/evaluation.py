@@ -87,6 +87,7 @@ def plot_curve(
     title: str,
     reference: list[float] | None = None,
     step_label: str = "gradient steps",
+    reference_label: str = "paper (MAML)",
 ) -> None:
     """Mean return with a standard-error band against adaptation steps, as PNG."""
     steps = [row["step"] for row in summary["steps"]]
@@ -98,7 +99,7 @@ def plot_curve(
         axes.fill_between(steps, means - errors, means + errors, alpha=0.25)
         if reference is not None:
             axes.plot(
-                steps[: len(reference)], reference[: len(steps)], ls="--", marker="x", label="paper (MAML)"
+                steps[: len(reference)], reference[: len(steps)], ls="--", marker="x", label=reference_label
             )
         axes.set_xticks(steps)
 

@@ -198,13 +198,17 @@ def test_ant_terminates_when_unhealthy_without_the_survive_bonus(name):
     assert reward == pytest.approx(expected, rel=1e-6, abs=1e-6)
 
 
-@pytest.mark.parametrize("name", FAMILIES)
-def test_fast_vector_env_equals_single_envs_and_steps_only_given_slots(name):
+@pytest.mark.parametrize("name, observe_task", [(name, False) for name in FAMILIES] + [("AntGoal", True)])
+def test_fast_vector_env_equals_single_envs_and_steps_only_given_slots(name, observe_task):
     """The registered vector env (bare MjData per sub-env, batched rewards) reproduces
-    independent single envs exactly, and `step_slots` leaves the other sub-envs alone."""
+    independent single envs exactly, and `step_slots` leaves the other sub-envs alone;
+    also with the task in the observation (the oracle)."""
     num_envs, seeds = 3, [11, 12, 13]
-    vector = gym.make_vec(f"metarl/{name}-v0", num_envs=num_envs, vectorization_mode="vector_entry_point")
-    singles = [gym.make(f"metarl/{name}-v0") for _ in range(num_envs)]
+    kwargs = {"observe_task": True} if observe_task else {}
+    vector = gym.make_vec(
+        f"metarl/{name}-v0", num_envs=num_envs, vectorization_mode="vector_entry_point", **kwargs
+    )
+    singles = [gym.make(f"metarl/{name}-v0", **kwargs) for _ in range(num_envs)]
     tasks = singles[0].unwrapped.sample_tasks(num_envs, np.random.default_rng(5))
     vector.set_attr("task", tasks)
     obs, _ = vector.reset(seed=seeds)
@@ -221,5 +225,20 @@ def test_fast_vector_env_equals_single_envs_and_steps_only_given_slots(name):
             assert np.array_equal(obs[row], o) and rewards[row] == r and terminated[row] == term
             for key, value in info.items():
                 assert value[row] == single_info[key], key
+    if observe_task:  # the goal rides along at the end of every observation
+        assert np.array_equal(obs[:, -2:], np.array([tasks[s]["goal"] for s in slots]))
     with pytest.raises(ValueError, match="actions of shape"):
         step_slots(np.zeros((2, 1), np.float32), np.arange(2))
+
+
+@pytest.mark.parametrize("name", FAMILIES)
+def test_observe_task_appends_the_task_vector(name):
+    plain, oracle = gym.make(f"metarl/{name}-v0"), gym.make(f"metarl/{name}-v0", observe_task=True)
+    task = plain.unwrapped.sample_tasks(1, np.random.default_rng(0))[0]
+    obs, _ = plain.reset(seed=3, options={"task": task})
+    oracle_obs, _ = oracle.reset(seed=3, options={"task": task})
+    vector = oracle.unwrapped.task_vector(task)
+    assert oracle.observation_space.shape == (obs.shape[0] + len(vector),)
+    assert np.array_equal(oracle_obs, np.concatenate([obs, vector]))
+    action = np.full(plain.action_space.shape, 0.3, np.float32)
+    assert np.array_equal(oracle.step(action)[0], np.concatenate([plain.step(action)[0], vector]))

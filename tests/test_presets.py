@@ -119,3 +119,26 @@ def test_rl2_preset_has_the_papers_setup_and_runs(preset):
         metrics = agent.train_step(family.sample_tasks(3, np.random.default_rng(0)), 0)
     assert metrics["charts/iteration_env_steps"] == 3 * small.episodes_per_trial * 5
     assert all(math.isfinite(value) for value in metrics.values())
+
+
+@pytest.mark.parametrize("kind", ["pretrained", "oracle"])
+@pytest.mark.parametrize("family", ["halfcheetah_vel", "halfcheetah_dir"])
+def test_pretrained_and_oracle_presets_train_without_adaptation_and_compare_with_their_paper_row(
+    kind, family
+):
+    from evaluate import PAPER_ORACLE, PAPER_PRETRAINED, paper_reference
+
+    config = load_config(ROOT / "configs" / f"{kind}_trpo_{family}.yaml")
+    maml = load_config(ROOT / "configs" / f"maml_trpo_{family}.yaml")
+    assert config.num_inner_steps == 0 and config.env_id == maml.env_id
+    assert (config.meta_batch_size, config.episodes_per_task, config.max_kl) == (40, 20, 0.01)
+    assert config.env_kwargs.get("observe_task", False) == (kind == "oracle")
+    label, row = paper_reference(config)
+    assert row == (PAPER_ORACLE if kind == "oracle" else PAPER_PRETRAINED)[config.env_id] and kind in label
+    assert paper_reference(maml)[0] == "paper (MAML)"
+    agent, family_env, sampler = build(load_config(ROOT / "configs" / f"{kind}_trpo_{family}.yaml", TINY))
+    assert agent.policy.obs_dim == 17 + (kind == "oracle")
+    with sampler:
+        metrics = agent.train_step(family_env.sample_tasks(2, np.random.default_rng(0)), 0)
+    assert metrics["charts/iteration_env_steps"] == 2 * 2 * 10  # one batch: no adaptation
+    assert all(math.isfinite(value) for value in metrics.values())
