@@ -119,7 +119,11 @@ def main(argv: list[str] | None = None) -> int:
         env_id=config.env_id,
         agent=config.agent,
         checkpoint_iteration=int(state["iteration"]),
-        episodes_per_task=config.episodes_per_task,
+        **(
+            {"episodes_per_trial": config.episodes_per_trial}
+            if recurrent
+            else {"episodes_per_task": config.episodes_per_task}
+        ),
         inner_lrs=inner_lrs,
         task_seed=task_seed,
     )

@@ -194,7 +194,10 @@ class RL2PPO:
                 loss = losses["surrogate"] + losses["value"] - cfg.entropy_coef * losses["entropy"]
                 self.optimizer.zero_grad()
                 loss.backward()
-                torch.nn.utils.clip_grad_norm_(self.policy.parameters(), cfg.max_grad_norm)
+                # clipped per network: the value's gradients (returns are not normalised) must
+                # not shrink the policy's
+                torch.nn.utils.clip_grad_norm_(self.policy.policy_parameters(), cfg.max_grad_norm)
+                torch.nn.utils.clip_grad_norm_(self.policy.value_parameters(), cfg.max_grad_norm)
                 self.optimizer.step()
                 history.append({name: float(value.detach()) for name, value in losses.items()})
         return {
@@ -253,7 +256,7 @@ class RL2TRPO(RL2PPO):
         params = policy.policy_parameters()
 
         def surrogate_and_kl() -> tuple[Tensor, Tensor]:
-            dist, _ = policy.forward_trials(inputs)
+            dist = policy.action_distribution(inputs)
             ratio = torch.exp(policy.log_prob(dist, trials.actions) - old_log_probs)
             return -self.masked_mean(ratio * advantages, mask), self.masked_mean(
                 policy.kl(old_dist, dist), mask
@@ -267,7 +270,7 @@ class RL2TRPO(RL2PPO):
         curvature_trials = max(1, int(cfg.curvature_fraction * len(trials.rewards) + 0.5))
         subsampled = curvature_trials < len(trials.rewards)
         first = slice(0, curvature_trials)
-        dist, _ = policy.forward_trials(inputs[first])
+        dist = policy.action_distribution(inputs[first])
         curvature_kl = self.masked_mean(policy.kl(policy.detached(dist), dist), mask[first])
 
         def evaluate() -> tuple[float, float]:

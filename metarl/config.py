@@ -66,7 +66,7 @@ class TrainConfig:
     rnn_hidden_size: int = 256
     ppo_minibatches: int = 1  # minibatches of trials per PPO epoch (and per value epoch)
     entropy_coef: float = 0.0
-    max_grad_norm: float = 0.5  # RL2-PPO's gradient clipping (global norm)
+    max_grad_norm: float = 0.5  # RL2-PPO: gradient norm clipping, for policy and value separately
     value_epochs: int = 5  # RL2-TRPO: Adam passes on the value after the policy's step
     # sampling
     rescale_actions: bool = True  # policy acts in [-1, 1], mapped onto the env's bounds (rllab)

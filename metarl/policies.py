@@ -233,6 +233,11 @@ class RecurrentPolicy(nn.Module):
             return Categorical(logits=dist.logits.detach(), validate_args=False)
         return Normal(dist.loc.detach(), dist.scale.detach(), validate_args=False)
 
+    def action_distribution(self, inputs: Tensor) -> Categorical | Normal:
+        """The policy alone over whole trials: inputs [trials, T, input_dim] -> dist [trials, T]."""
+        features, _ = self.gru(inputs)
+        return self._head(features)
+
     def forward_trials(self, inputs: Tensor) -> tuple[Categorical | Normal, Tensor]:
         """(action distribution [trials, T], values [trials, T]) from zero hidden states;
         one batched GRU call each for policy and value."""

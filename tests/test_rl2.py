@@ -205,3 +205,20 @@ def test_evaluate_reports_the_episode_curve_and_the_baselines_on_the_same_tasks(
         assert len(optimum["episode_means"]) == k and optimum["mean"] > summary["baselines"]["random"]["mean"]
     for name in ("adaptation_curve.png", "training_curve.png"):
         assert (run / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_an_episode_the_env_ends_before_the_horizon_ends_the_trials_episode_there():
+    """A bandit of 5 pulls sampled with horizon 10: each episode is 5 valid pulls (the env's
+    own end), the next episode starts after them; nothing of the env's autoreset leaks in."""
+    spec = {"obs_dim": 1, "act_dim": 2, "discrete": True, "hidden_size": 4}
+    worker = TrialWorker("metarl/Bandit-v0", {"num_arms": 2, "num_pulls": 5}, spec, horizon=10)
+    params = {k: v.numpy() for k, v in RecurrentPolicy(**spec).state_dict().items()}
+    request = TrialRequest(
+        [{"means": [1.0, 1.0]}] * 3, params, episodes_per_trial=2, slot_seeds=np.ones((3, 2), np.uint32)
+    )
+    out = worker.rollout(request)
+    np.testing.assert_array_equal(out["mask"].sum(-1), np.full((3, 2), 5))
+    np.testing.assert_array_equal(
+        out["rewards"][:, :, :5], np.ones((3, 2, 5))
+    )  # every pull of a sure arm pays
+    assert not out["terminated"].any()  # truncated by the env, not terminated

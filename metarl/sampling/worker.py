@@ -75,14 +75,21 @@ class BatchedSlots:
         return self.env.reset(options={"reset_mask": mask})[0][slots]
 
     def step(self, actions: np.ndarray, slots: np.ndarray) -> tuple[np.ndarray, ...]:
-        """Step `slots` [k] with actions [k, ...]: (observations, rewards, terminated), each [k, ...]."""
-        if self._step_slots is not None:
+        """Step `slots` [k] with actions [k, ...]: (observations, rewards, terminated,
+        truncated), each [k, ...]. Truncated: the env ended the episode itself (its own
+        length, e.g. a bandit's pulls, shorter than the sampler's horizon)."""
+        if self._step_slots is not None:  # its time limit is the horizon: never truncates first
             obs, reward, terminated, _ = self._step_slots(actions, slots)
-            return obs, reward, terminated
+            return obs, reward, terminated, np.zeros(len(slots), bool)
         all_actions = np.zeros((self.env.num_envs, *actions.shape[1:]), actions.dtype)
         all_actions[slots] = actions
-        obs, reward, terminated, _, _ = self.env.step(all_actions)
-        return obs[slots], np.asarray(reward)[slots], np.asarray(terminated, bool)[slots]
+        obs, reward, terminated, truncated, _ = self.env.step(all_actions)
+        return (
+            obs[slots],
+            np.asarray(reward)[slots],
+            np.asarray(terminated, bool)[slots],
+            np.asarray(truncated, bool)[slots],
+        )
 
     def close(self) -> None:
         self.env.close()
@@ -235,13 +242,13 @@ class RolloutWorker:
             out["actions"][rows_of, t] = action
             out["mask"][rows_of, t] = 1.0
             env_action = to_env_actions(action, env.action_space) if self.rescale_actions else action
-            next_obs, reward, terminated = env.step(env_action, running)
+            next_obs, reward, terminated, truncated = env.step(env_action, running)
             obs[rows_of] = np.asarray(next_obs, np.float32).reshape(len(running), -1)
             out["rewards"][rows_of, t] = reward
-            ended = np.asarray(terminated, bool)
+            ended = terminated | truncated
             if ended.any():
                 finished = running[ended]
-                out["terminated"][finished] = True
+                out["terminated"][finished] = terminated[ended]
                 for name in ("observations", "actions", "rewards", "mask"):
                     out[name][finished, t + 1 :] = 0  # padding after the last step
                 running = running[~ended]
@@ -360,13 +367,12 @@ class TrialWorker:
             out["actions"][running, k, step] = action.numpy()
             out["mask"][running, k, step] = 1.0
             env_action = self._env_action(action.numpy(), env)
-            next_obs, reward, terminated = env.step(env_action, running)
+            next_obs, reward, terminated, truncated = env.step(env_action, running)
             out["rewards"][running, k, step] = reward
             obs[running] = np.asarray(next_obs, np.float32).reshape(len(running), -1)
             t[running] += 1
             steps_taken[running] += 1
-            terminated = np.asarray(terminated, bool)
-            ended = terminated | (t[running] >= horizon)
+            ended = terminated | truncated | (t[running] >= horizon)
             previous[running] = torch.cat(
                 [
                     policy.action_features(action),
