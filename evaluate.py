@@ -49,6 +49,65 @@ PAPER_ORACLE = {
     "metarl/AntDir-v0": [524.80],
 }
 
+# The RL2 paper's bandit table (total reward over n pulls, mean over 1000 bandits), by
+# (n pulls, k arms); see shared/reference/PAPER_NUMBERS.md. OTS is not implemented here.
+PAPER_RL2_BANDITS = {
+    (10, 5): {
+        "random": 5.0,
+        "Gittins": 6.6,
+        "Thompson": 5.7,
+        "UCB1": 6.7,
+        "epsilon-greedy": 6.6,
+        "greedy": 6.6,
+        "RL2": 6.7,
+    },
+    (10, 10): {
+        "random": 5.0,
+        "Gittins": 6.6,
+        "Thompson": 5.5,
+        "UCB1": 6.7,
+        "epsilon-greedy": 6.6,
+        "greedy": 6.6,
+        "RL2": 6.7,
+    },
+    (10, 50): {
+        "random": 5.1,
+        "Gittins": 6.5,
+        "Thompson": 5.2,
+        "UCB1": 6.6,
+        "epsilon-greedy": 6.5,
+        "greedy": 6.5,
+        "RL2": 6.8,
+    },
+    (100, 5): {
+        "random": 49.9,
+        "Gittins": 78.3,
+        "Thompson": 74.7,
+        "UCB1": 78.0,
+        "epsilon-greedy": 75.4,
+        "greedy": 74.8,
+        "RL2": 78.7,
+    },
+    (100, 10): {
+        "random": 49.9,
+        "Gittins": 82.8,
+        "Thompson": 76.7,
+        "UCB1": 82.4,
+        "epsilon-greedy": 77.4,
+        "greedy": 77.1,
+        "RL2": 83.5,
+    },
+    (100, 50): {
+        "random": 49.8,
+        "Gittins": 85.2,
+        "Thompson": 64.5,
+        "UCB1": 84.3,
+        "epsilon-greedy": 78.3,
+        "greedy": 78.0,
+        "RL2": 84.9,
+    },
+}
+
 
 def paper_reference(config) -> tuple[str, list[float]] | None:
     """The paper's row to compare a run with, by what the run is: (label, returns) or None.

@@ -74,3 +74,28 @@ def test_psrl_learns_within_a_trial_and_stays_below_the_optimum():
     assert psrl[-1] < optimum[-1]
     # random's expectation: 10 steps at mean reward mu ~ N(1, 1), about 10 per episode
     assert random.mean() == pytest.approx(10.0, abs=0.6)
+
+
+def test_baselines_benchmark_prints_the_papers_settings():
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1]
+    command = [
+        sys.executable,
+        "benchmarks/baselines.py",
+        "--tasks",
+        "200",
+        "--bandits",
+        "10x5",
+        "--mdps",
+        "10",
+    ]
+    result = subprocess.run(command, cwd=root, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr
+    bandit_row = next(line for line in result.stdout.splitlines() if line.startswith("| 10, 5 |"))
+    assert bandit_row.count("±") == 6 and "/ 6.6" in bandit_row  # six policies, the paper's Gittins value
+    mdp_row = next(line for line in result.stdout.splitlines() if line.startswith("| 10 |"))
+    random_total, psrl_total, optimum = (float(cell.split("±")[0]) for cell in mdp_row.split("|")[2:5])
+    assert random_total < psrl_total < optimum
