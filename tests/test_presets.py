@@ -142,3 +142,14 @@ def test_pretrained_and_oracle_presets_train_without_adaptation_and_compare_with
         metrics = agent.train_step(family_env.sample_tasks(2, np.random.default_rng(0)), 0)
     assert metrics["charts/iteration_env_steps"] == 2 * 2 * 10  # one batch: no adaptation
     assert all(math.isfinite(value) for value in metrics.values())
+
+
+def test_frameskip1_preset_is_the_maml_preset_at_the_papers_control_period():
+    config = load_config(ROOT / "configs" / "frameskip1_maml_trpo_halfcheetah_vel.yaml")
+    maml = load_config(ROOT / "configs" / "maml_trpo_halfcheetah_vel.yaml")
+    assert {**config.to_dict(), "env_kwargs": {}} == {**maml.to_dict(), "env_kwargs": {}}
+    agent, family, sampler = build(
+        load_config(ROOT / "configs" / "frameskip1_maml_trpo_halfcheetah_vel.yaml", TINY)
+    )
+    sampler.close()
+    assert family.dt == pytest.approx(0.01) and family.frame_skip == 1
