@@ -152,8 +152,11 @@ class RolloutRequest:
     slot_seeds: np.ndarray
 
 
-class RolloutWorker:
-    """Runs episodes for a share of slots. Constructed once per worker, reused every call."""
+class _SlotWorker:
+    """What every worker kind shares: its policy (rebuilt from a spec), its envs (built once,
+    rebuilt only to grow) and closing them. Constructed once per worker, reused every call."""
+
+    POLICY: type[GaussianMLPPolicy] | type[RecurrentPolicy]
 
     def __init__(
         self,
@@ -165,7 +168,7 @@ class RolloutWorker:
     ) -> None:
         self.env_id, self.env_kwargs, self.horizon = env_id, dict(env_kwargs), horizon
         self.rescale_actions = rescale_actions
-        self.policy = GaussianMLPPolicy(**policy_spec)
+        self.policy = self.POLICY(**policy_spec)
         self._slots: BatchedSlots | None = None
 
     def _env(self, num_slots: int) -> BatchedSlots:
@@ -174,6 +177,17 @@ class RolloutWorker:
             self.close()
             self._slots = make_slots(self.env_id, self.env_kwargs, num_slots, self.horizon)
         return self._slots
+
+    def close(self) -> None:
+        if self._slots is not None:
+            self._slots.close()
+            self._slots = None
+
+
+class RolloutWorker(_SlotWorker):
+    """Runs episodes for a share of slots, each with its task's (adapted) parameters."""
+
+    POLICY = GaussianMLPPolicy
 
     def rollout(
         self, request: RolloutRequest, out: dict[str, np.ndarray] | None = None
@@ -256,11 +270,6 @@ class RolloutWorker:
                     break
         return out
 
-    def close(self) -> None:
-        if self._slots is not None:
-            self._slots.close()
-            self._slots = None
-
 
 def trial_arrays_layout(
     num_slots: int, episodes_per_trial: int, horizon: int, obs_dim: int, stored_action_dim: int
@@ -296,7 +305,7 @@ class TrialRequest:
         return np.arange(len(self.tasks))
 
 
-class TrialWorker:
+class TrialWorker(_SlotWorker):
     """Runs RL2 trials: `episodes_per_trial` episodes back to back on one task per slot,
     with the GRU's hidden state carried across the episodes of a trial.
 
@@ -305,24 +314,7 @@ class TrialWorker:
     trials are reproducible for a given number of workers.
     """
 
-    def __init__(
-        self,
-        env_id: str,
-        env_kwargs: dict[str, Any],
-        policy_spec: dict[str, Any],
-        horizon: int,
-        rescale_actions: bool = True,
-    ) -> None:
-        self.env_id, self.env_kwargs, self.horizon = env_id, dict(env_kwargs), horizon
-        self.rescale_actions = rescale_actions
-        self.policy = RecurrentPolicy(**policy_spec)
-        self._slots: BatchedSlots | None = None
-
-    def _env(self, num_slots: int) -> BatchedSlots:
-        if self._slots is None or self._slots.capacity < num_slots:
-            self.close()
-            self._slots = make_slots(self.env_id, self.env_kwargs, num_slots, self.horizon)
-        return self._slots
+    POLICY = RecurrentPolicy
 
     def rollout(
         self, request: TrialRequest, out: dict[str, np.ndarray] | None = None
@@ -396,11 +388,6 @@ class TrialWorker:
         if self.policy.discrete:
             return action[:, 0].astype(np.int64)
         return to_env_actions(action, env.action_space) if self.rescale_actions else action
-
-    def close(self) -> None:
-        if self._slots is not None:
-            self._slots.close()
-            self._slots = None
 
 
 WORKERS = {"episodes": RolloutWorker, "trials": TrialWorker}
