@@ -20,10 +20,8 @@ from typing import Any
 
 import gymnasium as gym
 import numpy as np
-from gymnasium.utils import seeding
-from gymnasium.vector import AutoresetMode, VectorEnv
-from gymnasium.vector.utils import batch_space
 
+from envs.episode_noise import EpisodeNoiseVectorEnv
 from metarl.tasks import Task, check_task_json, per_env_tasks
 
 ARM_KINDS = ("bernoulli", "gaussian")
@@ -122,15 +120,10 @@ class BanditEnv(gym.Env):
         return np.zeros(1, np.float32), float(reward[0]), False, truncated, {"task": self.task}
 
 
-class BanditVectorEnv(VectorEnv):
-    """`num_envs` bandits pulled in one numpy call, each with its own task and generator.
-
-    NEXT_STEP autoreset; ``set_attr("task", [...])`` sets per-sub-env tasks; ``reset(seed=
-    [s_0, ...], options={"reset_mask": mask})`` resets (and reseeds, where a seed is given)
-    only the masked sub-envs. Sub-env i with seed s equals ``BanditEnv`` reset with seed s.
+class BanditVectorEnv(EpisodeNoiseVectorEnv):
+    """`num_envs` bandits pulled in one numpy call, each with its own task and generator
+    (see `EpisodeNoiseVectorEnv`). Sub-env i with seed s equals ``BanditEnv`` reset with seed s.
     """
-
-    metadata = {"render_modes": [], "autoreset_mode": AutoresetMode.NEXT_STEP}
 
     def __init__(
         self,
@@ -141,22 +134,12 @@ class BanditVectorEnv(VectorEnv):
         max_episode_steps: int | None = None,
     ) -> None:
         template = BanditEnv(num_arms, num_pulls, arms)
-        self.num_envs = num_envs
+        self._init_vector(num_envs, template)
         self.num_arms, self.arms = template.num_arms, template.arms
         self.num_pulls = min(template.num_pulls, max_episode_steps or template.num_pulls)
-        self.single_observation_space = template.observation_space
-        self.single_action_space = template.action_space
-        self.observation_space = batch_space(self.single_observation_space, num_envs)
-        self.action_space = batch_space(self.single_action_space, num_envs)
-        self._template = template
         self._means = np.full((num_envs, self.num_arms), 0.5)
-        self._rngs = [seeding.np_random(None)[0] for _ in range(num_envs)]
         self._noise = np.zeros((num_envs, template.num_pulls))
         self._pulls = np.zeros(num_envs, np.int64)
-        self._needs_reset = np.zeros(num_envs, bool)
-
-    def sample_tasks(self, n: int, rng: np.random.Generator) -> list[Task]:
-        return self._template.sample_tasks(n, rng)
 
     @property
     def task(self) -> list[Task]:
@@ -166,43 +149,16 @@ class BanditVectorEnv(VectorEnv):
         tasks = per_env_tasks(type(self).__name__, name, values, self.num_envs)
         self._means = np.stack([_means(task, self.num_arms, self.arms) for task in tasks])
 
-    def get_attr(self, name: str) -> tuple[Any, ...]:
-        if name != "task":
-            raise AttributeError(f"{type(self).__name__} has no attribute {name!r} to get")
-        return tuple(self.task)
-
     def _start(self, which: np.ndarray) -> None:
         for index in np.flatnonzero(which):
             self._noise[index] = _draw_noise(self._rngs[index], self._template.num_pulls, self.arms)
         self._pulls[which] = 0
-        self._needs_reset[which] = False
 
-    def reset(
-        self, *, seed: int | list[int | None] | None = None, options: dict[str, Any] | None = None
-    ) -> tuple[np.ndarray, dict[str, Any]]:
-        options = options or {}
-        if "task" in options:
-            self.set_attr("task", options["task"])
-        which = np.asarray(options.get("reset_mask", np.ones(self.num_envs, bool)), bool)
-        seeds = [seed + i for i in range(self.num_envs)] if isinstance(seed, int) else seed
-        for index, sub_seed in enumerate(seeds or []):
-            if sub_seed is not None and which[index]:
-                self._rngs[index] = seeding.np_random(int(sub_seed))[0]
-        self._start(which)
-        return np.zeros((self.num_envs, 1), np.float32), {}
-
-    def step(self, actions: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, dict]:
-        actions = np.asarray(actions, np.int64).reshape(self.num_envs)
-        if ((actions < 0) | (actions >= self.num_arms)).any():
-            raise ValueError(f"actions must be arms in [0, {self.num_arms}), got {actions.tolist()}")
-        resetting = self._needs_reset.copy()  # ended on the previous step: reset now
+    def _advance(self, actions: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         pulls = np.minimum(self._pulls, self._noise.shape[1] - 1)
         rewards = _pull(self._means, actions, self._noise[np.arange(self.num_envs), pulls], self.arms)
         self._pulls += 1
-        truncated = self._pulls >= self.num_pulls
-        self._start(resetting)
-        rewards[resetting] = 0.0
-        truncated[resetting] = False
-        self._needs_reset = truncated.copy()
-        terminated = np.zeros(self.num_envs, bool)
-        return np.zeros((self.num_envs, 1), np.float32), rewards, terminated, truncated, {}
+        return rewards, self._pulls >= self.num_pulls
+
+    def _observations(self) -> np.ndarray:
+        return np.zeros((self.num_envs, 1), np.float32)

@@ -18,10 +18,8 @@ from typing import Any
 
 import gymnasium as gym
 import numpy as np
-from gymnasium.utils import seeding
-from gymnasium.vector import AutoresetMode, VectorEnv
-from gymnasium.vector.utils import batch_space
 
+from envs.episode_noise import EpisodeNoiseVectorEnv
 from metarl.tasks import Task, check_task_json, per_env_tasks
 
 
@@ -141,14 +139,11 @@ class TabularMDPEnv(gym.Env):
         return self._observation(), float(reward[0]), False, truncated, {"task": self.task}
 
 
-class TabularMDPVectorEnv(VectorEnv):
-    """`num_envs` tabular MDPs stepped in one numpy call, each with its own task and generator.
-
-    NEXT_STEP autoreset; ``set_attr("task", [...])``; ``reset(seed=[...], options=
-    {"reset_mask": mask})``. Sub-env i with seed s equals ``TabularMDPEnv`` reset with seed s.
+class TabularMDPVectorEnv(EpisodeNoiseVectorEnv):
+    """`num_envs` tabular MDPs stepped in one numpy call, each with its own task and generator
+    (see `EpisodeNoiseVectorEnv`). Sub-env i with seed s equals ``TabularMDPEnv`` reset with
+    seed s.
     """
-
-    metadata = {"render_modes": [], "autoreset_mode": AutoresetMode.NEXT_STEP}
 
     def __init__(
         self,
@@ -159,23 +154,13 @@ class TabularMDPVectorEnv(VectorEnv):
         max_episode_steps: int | None = None,
     ) -> None:
         template = TabularMDPEnv(num_states, num_actions, episode_length)
-        self._template = template
-        self.num_envs = num_envs
+        self._init_vector(num_envs, template)
         self.num_states, self.num_actions = template.num_states, template.num_actions
         self.episode_length = min(template.episode_length, max_episode_steps or template.episode_length)
-        self.single_observation_space = template.observation_space
-        self.single_action_space = template.action_space
-        self.observation_space = batch_space(self.single_observation_space, num_envs)
-        self.action_space = batch_space(self.single_action_space, num_envs)
         self.set_attr("task", template.task)
-        self._rngs = [seeding.np_random(None)[0] for _ in range(num_envs)]
         self._noise = np.zeros((num_envs, 2, template.episode_length))
         self._states = np.zeros(num_envs, np.int64)
         self._steps = np.zeros(num_envs, np.int64)
-        self._needs_reset = np.zeros(num_envs, bool)
-
-    def sample_tasks(self, n: int, rng: np.random.Generator) -> list[Task]:
-        return self._template.sample_tasks(n, rng)
 
     @property
     def task(self) -> list[Task]:
@@ -191,48 +176,18 @@ class TabularMDPVectorEnv(VectorEnv):
         self._means = np.stack([m for _, m in parsed])
         self._cumulative = np.cumsum(self._transitions, axis=-1)
 
-    def get_attr(self, name: str) -> tuple[Any, ...]:
-        if name != "task":
-            raise AttributeError(f"{type(self).__name__} has no attribute {name!r} to get")
-        return tuple(self.task)
-
-    def _observations(self) -> np.ndarray:
-        return np.eye(self.num_states, dtype=np.float32)[self._states]
-
     def _start(self, which: np.ndarray) -> None:
         for index in np.flatnonzero(which):
             self._noise[index] = _draw_noise(self._rngs[index], self._template.episode_length)
         self._states[which] = 0
         self._steps[which] = 0
-        self._needs_reset[which] = False
 
-    def reset(
-        self, *, seed: int | list[int | None] | None = None, options: dict[str, Any] | None = None
-    ) -> tuple[np.ndarray, dict[str, Any]]:
-        options = options or {}
-        if "task" in options:
-            self.set_attr("task", options["task"])
-        which = np.asarray(options.get("reset_mask", np.ones(self.num_envs, bool)), bool)
-        seeds = [seed + i for i in range(self.num_envs)] if isinstance(seed, int) else seed
-        for index, sub_seed in enumerate(seeds or []):
-            if sub_seed is not None and which[index]:
-                self._rngs[index] = seeding.np_random(int(sub_seed))[0]
-        self._start(which)
-        return self._observations(), {}
-
-    def step(self, actions: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, dict]:
-        actions = np.asarray(actions, np.int64).reshape(self.num_envs)
-        if ((actions < 0) | (actions >= self.num_actions)).any():
-            raise ValueError(f"actions must lie in [0, {self.num_actions}), got {actions.tolist()}")
-        resetting = self._needs_reset.copy()  # ended on the previous step: reset now
+    def _advance(self, actions: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         steps = np.minimum(self._steps, self._noise.shape[2] - 1)
         noise = self._noise[np.arange(self.num_envs), :, steps]  # [n, 2]
         next_states, rewards = _transition(self._cumulative, self._means, self._states, actions, noise)
         self._states, self._steps = next_states, self._steps + 1
-        truncated = self._steps >= self.episode_length
-        self._start(resetting)
-        rewards[resetting] = 0.0
-        truncated[resetting] = False
-        self._needs_reset = truncated.copy()
-        terminated = np.zeros(self.num_envs, bool)
-        return self._observations(), rewards, terminated, truncated, {}
+        return rewards, self._steps >= self.episode_length
+
+    def _observations(self) -> np.ndarray:
+        return np.eye(self.num_states, dtype=np.float32)[self._states]
