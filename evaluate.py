@@ -220,8 +220,8 @@ def classical_baselines(family, tasks: list, config, task_seed: int) -> dict:
     """The classical baselines of a bandit or tabular-MDP family on `tasks` ({} for others):
     {name: {"mean", "stderr", "parameter", "episode_means"}} of the trial total."""
     seed = int(seeding.seed_sequence(task_seed, seeding.BASELINES).generate_state(1)[0])
-    tuning = family.sample_tasks(len(tasks), seeding.generator(task_seed, seeding.BASELINE_TUNING))
-    if isinstance(family, BanditEnv):
+    if isinstance(family, BanditEnv):  # only the bandit baselines have hyperparameters to tune
+        tuning = family.sample_tasks(len(tasks), seeding.generator(task_seed, seeding.BASELINE_TUNING))
         pulls = min(family.num_pulls, config.horizon) * config.episodes_per_trial
         gaussian = family.arms == "gaussian"
         results = classical.bandit_baselines(tasks, tuning, pulls, seed, gaussian)
