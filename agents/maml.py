@@ -303,12 +303,18 @@ class MAMLTRPO:
 
     # ---- evaluation -------------------------------------------------------------------
     def adaptation_curve(
-        self, tasks: list[Task], num_steps: int, inner_lrs: list[float], seed: int
+        self,
+        tasks: list[Task],
+        num_steps: int,
+        inner_lrs: list[float],
+        seed: int,
+        inspect: Callable[[int, Params, Episodes], None] | None = None,
     ) -> np.ndarray:
         """Mean episode return per task after 0..num_steps gradient steps: [num_steps + 1, tasks].
 
         Step k uses inner_lrs[k] (the last one repeats). Episodes come from the EVAL_SAMPLING
-        stream of `seed`.
+        stream of `seed`. `inspect(step, params, episodes)`, if given, sees each step's
+        parameters [tasks, ...] and the episodes sampled with them.
         """
         params = stack_params(detach_params(self.policy.params()), len(tasks))
         curve = []
@@ -318,6 +324,8 @@ class MAMLTRPO:
                 tasks, detach_params(params), self.config.episodes_per_task, stream
             )
             curve.append(episodes.task_returns().numpy())
+            if inspect is not None:
+                inspect(step, params, episodes)
             if step < num_steps:
                 lr = inner_lrs[min(step, len(inner_lrs) - 1)]
                 advantages = self.advantages(episodes)

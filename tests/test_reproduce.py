@@ -65,3 +65,67 @@ def test_reproduce_names_the_presets_for_an_unknown_one(tmp_path, name):
         timeout=120,
     )
     assert result.returncode != 0 and "maml_trpo_halfcheetah_vel" in result.stderr
+
+
+def test_reward_terms_control_cost_is_the_envs_and_returns_are_evaluates(tmp_path):
+    """benchmarks/reward_terms.py: the control cost it derives from recorded policy actions
+    equals the env's own summed reward_ctrl (actions beyond the bounds included), and its
+    returns after 0 and 1 steps are evaluate.py's on the same checkpoint."""
+    import json
+
+    import gymnasium as gym
+    import numpy as np
+    import torch
+
+    import envs  # noqa: F401
+    from evaluate import main as evaluate_main
+    from metarl.config import load_config
+    from metarl.episodes import Episodes
+    from metarl.sampling.worker import to_env_actions
+    from train import train
+
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    from reward_terms import control_cost
+
+    env = gym.make("metarl/HalfCheetahVel-v0").unwrapped
+    env.reset(seed=0)
+    policy_actions = np.random.default_rng(0).normal(0.0, 1.5, (2, 3, 5, 6)).astype(np.float32)
+    mask = np.ones((2, 3, 5), np.float32)
+    mask[1, 2, 3:] = 0.0  # a shorter episode
+    expected = np.zeros(2)
+    for task, episode, step in zip(*np.nonzero(mask)):
+        action = to_env_actions(policy_actions[task, episode, step][None], env.action_space)[0]
+        expected[task] -= env.step(action)[4]["reward_ctrl"] / 3  # mean over 3 episodes
+    episodes = Episodes(
+        observations=torch.zeros(2, 3, 5, 17),
+        actions=torch.from_numpy(policy_actions),
+        rewards=torch.zeros(2, 3, 5),
+        mask=torch.from_numpy(mask),
+        terminated=torch.zeros(2, 3, dtype=torch.bool),
+        tasks=[{"velocity": 1.0}] * 2,
+    )
+    np.testing.assert_allclose(control_cost(episodes, env.action_space, 0.05), expected, rtol=1e-5)
+
+    config = load_config(ROOT / "configs" / "maml_trpo_halfcheetah_vel.yaml", [*TINY, "meta_iterations=1"])
+    run = train(config, tmp_path / "run", progress=False)
+    assert evaluate_main([str(run), "--steps", "1", "--out", str(tmp_path / "eval")]) == 0
+    evaluated = [
+        row["mean_return"] for row in json.loads((tmp_path / "eval" / "evaluation.json").read_text())["steps"]
+    ]
+    result = subprocess.run(
+        [sys.executable, "benchmarks/reward_terms.py", str(run)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert result.returncode == 0, result.stderr
+    rows = [
+        line.split("|")[1:-1]
+        for line in result.stdout.splitlines()
+        if line.startswith("| 0 ") or line.startswith("| 1 ")
+    ]
+    assert len(rows) == 2
+    for (_, total, rest, cost, _), mean in zip(rows, evaluated):
+        total, rest, cost = (float(cell.split("±")[0]) for cell in (total, rest, cost))
+        assert abs(total - mean) < 0.01 and abs(rest + cost - total) < 0.02 and cost < 0
