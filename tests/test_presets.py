@@ -144,12 +144,11 @@ def test_pretrained_and_oracle_presets_train_without_adaptation_and_compare_with
     assert all(math.isfinite(value) for value in metrics.values())
 
 
-def test_frameskip1_preset_is_the_maml_preset_at_the_papers_control_period():
-    config = load_config(ROOT / "configs" / "frameskip1_maml_trpo_halfcheetah_vel.yaml")
-    maml = load_config(ROOT / "configs" / "maml_trpo_halfcheetah_vel.yaml")
-    assert {**config.to_dict(), "env_kwargs": {}} == {**maml.to_dict(), "env_kwargs": {}}
-    agent, family, sampler = build(
-        load_config(ROOT / "configs" / "frameskip1_maml_trpo_halfcheetah_vel.yaml", TINY)
-    )
+@pytest.mark.parametrize("family_name", ["vel", "dir"])
+def test_frameskip1_preset_is_the_maml_preset_at_the_papers_control_period(family_name):
+    preset = ROOT / "configs" / f"frameskip1_maml_trpo_halfcheetah_{family_name}.yaml"
+    maml = load_config(ROOT / "configs" / f"maml_trpo_halfcheetah_{family_name}.yaml")
+    assert {**load_config(preset).to_dict(), "env_kwargs": {}} == {**maml.to_dict(), "env_kwargs": {}}
+    agent, family, sampler = build(load_config(preset, TINY))
     sampler.close()
     assert family.dt == pytest.approx(0.01) and family.frame_skip == 1
