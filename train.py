@@ -32,7 +32,17 @@ from metarl.config import (
 from metarl.logger import Logger
 from metarl.tasks import sample_train_tasks
 
-RESUMABLE_KEYS = {"meta_iterations", "checkpoint_every", "sampler_backend", "num_workers", "ray_address"}
+# Keys a resumed run may change: how long it runs and where it samples, and how exactly the
+# MAML-TRPO step computes its curvature (continuing a run with exact curvature is how one
+# tests whether the approximation holds it back; docs/results.md, HalfCheetahDir).
+RESUMABLE_KEYS = {
+    "meta_iterations",
+    "checkpoint_every",
+    "sampler_backend",
+    "num_workers",
+    "ray_address",
+    "curvature_fraction",
+}
 
 
 def run_name(config: TrainConfig) -> str:
