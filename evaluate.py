@@ -20,8 +20,8 @@ from agents import RECURRENT_AGENTS, build, classical
 from envs.bandit import BanditEnv
 from envs.tabular_mdp import TabularMDPEnv
 from metarl import evaluation, seeding
-from metarl.checkpoint import CheckpointError, load_checkpoint, run_dir_of
-from metarl.config import ConfigError, config_from_dict
+from metarl.checkpoint import CheckpointError, load_run, run_dir_of
+from metarl.config import ConfigError
 from metarl.sampling import BACKENDS
 from metarl.tasks import sample_test_tasks
 
@@ -145,8 +145,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", help="directory for evaluation.json and the plot (default: the run)")
     args = parser.parse_args(argv)
     try:
-        state = load_checkpoint(Path(args.run))
-        config = config_from_dict(state["config"])
+        state, config = load_run(Path(args.run))
     except (ConfigError, CheckpointError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2

@@ -19,12 +19,11 @@ from pathlib import Path
 from tqdm import tqdm
 
 from agents import build
-from metarl.checkpoint import CheckpointError, load_checkpoint, run_dir_of, save_checkpoint
+from metarl.checkpoint import CheckpointError, load_run, run_dir_of, save_checkpoint
 from metarl.config import (
     ConfigError,
     TrainConfig,
     apply_overrides,
-    config_from_dict,
     field_names,
     load_config,
     save_config,
@@ -128,8 +127,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.resume:
             if args.config:
                 raise ConfigError("--resume uses the run's own config; --config cannot be combined with it")
-            state = load_checkpoint(Path(args.resume))
-            saved = config_from_dict(state["config"])
+            state, saved = load_run(Path(args.resume))
             config = apply_overrides(saved, args.overrides)
             changed = {k for k in field_names() if getattr(config, k) != getattr(saved, k)}
             if changed - RESUMABLE_KEYS:

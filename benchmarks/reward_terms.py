@@ -25,8 +25,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import envs  # noqa: E402,F401  (registers the metarl/ ids)
 from agents import RECURRENT_AGENTS, build  # noqa: E402
-from metarl.checkpoint import CheckpointError, load_checkpoint  # noqa: E402
-from metarl.config import ConfigError, config_from_dict  # noqa: E402
+from metarl.checkpoint import CheckpointError, load_run  # noqa: E402
+from metarl.config import ConfigError  # noqa: E402
 from metarl.episodes import Episodes  # noqa: E402
 from metarl.evaluation import mean_and_stderr  # noqa: E402
 from metarl.policies import Params  # noqa: E402
@@ -52,8 +52,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--episodes", type=int, help="episodes per task (default: the config's)")
     args = parser.parse_args(argv)
     try:
-        state = load_checkpoint(Path(args.run))
-        config = config_from_dict(state["config"])
+        state, config = load_run(Path(args.run))
     except (ConfigError, CheckpointError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
@@ -71,23 +70,23 @@ def main(argv: list[str] | None = None) -> int:
     agent, family, sampler = build(config)
     agent.load_state_dict(state["agent"])
     tasks = sample_test_tasks(family, args.tasks or config.eval_tasks, config.seed)
-    rows: list[tuple[int, np.ndarray, np.ndarray, torch.Tensor]] = []
+    costs: list[np.ndarray] = []  # per step: [tasks]
+    stds: list[torch.Tensor] = []  # per step: [tasks, act_dim]
 
     def record(step: int, params: Params, episodes: Episodes) -> None:
-        stds = params["log_std"].clamp(min=agent.policy.min_log_std).exp()  # [tasks, act_dim]
-        cost = control_cost(episodes, env.action_space, weight)
-        rows.append((step, episodes.task_returns().numpy(), cost, stds))
+        costs.append(control_cost(episodes, env.action_space, weight))
+        stds.append(params["log_std"].clamp(min=agent.policy.min_log_std).exp())
 
     with sampler:
-        agent.adaptation_curve(tasks, args.steps, config.eval_inner_lrs, config.seed, inspect=record)
+        curve = agent.adaptation_curve(tasks, args.steps, config.eval_inner_lrs, config.seed, inspect=record)
     print(
         f"{config.env_id} {config.agent} (iteration {state['iteration']}, {len(tasks)} test tasks, "
         f"{config.episodes_per_task} episodes each; control cost weight {weight})"
     )
     print("| steps | return | task term and rest | control cost | policy std (min-max over joints) |")
     print("|---|---|---|---|---|")
-    for step, returns, cost, stds in rows:
-        mean_std = stds.mean(0)
+    for step, (returns, cost, step_stds) in enumerate(zip(curve, costs, stds)):
+        mean_std = step_stds.mean(0)
         cells = [mean_and_stderr(values) for values in (returns, returns + cost, -cost)]
         text = [f"{cell['mean']:.2f} ± {cell['stderr']:.2f}" for cell in cells]
         print(f"| {step} | {' | '.join(text)} | {mean_std.min():.2f}-{mean_std.max():.2f} |")

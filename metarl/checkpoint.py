@@ -15,6 +15,8 @@ from typing import Any
 
 import torch
 
+from metarl.config import TrainConfig, config_from_dict
+
 FORMAT_VERSION = 1
 _NAME = re.compile(r"^iteration_(\d+)\.pt$")
 
@@ -72,3 +74,12 @@ def load_checkpoint(path: Path) -> dict[str, Any]:
         if key not in state:
             raise CheckpointError(f"checkpoint {path} lacks {key!r}")
     return state
+
+
+def load_run(path: Path) -> tuple[dict[str, Any], TrainConfig]:
+    """(checkpoint state, its run's config) of a run directory or checkpoint file.
+
+    Raises `CheckpointError` or `ConfigError` saying what is wrong.
+    """
+    state = load_checkpoint(path)
+    return state, config_from_dict(state["config"])
