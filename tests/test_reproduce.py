@@ -129,3 +129,40 @@ def test_reward_terms_control_cost_is_the_envs_and_returns_are_evaluates(tmp_pat
     for (_, total, rest, cost, _), mean in zip(rows, evaluated):
         total, rest, cost = (float(cell.split("±")[0]) for cell in (total, rest, cost))
         assert abs(total - mean) < 0.01 and abs(rest + cost - total) < 0.02 and cost < 0
+
+
+def test_authors_hvp_rounding_and_steps(tmp_path):
+    """benchmarks/authors_hvp.py: float32 rounding keeps a perturbation only where it is
+    above half a unit in the last place of the parameter; on a real batch the natural step
+    fits the KL bound and the plain-gradient step is the gradient's direction."""
+    import torch
+
+    from train import train
+
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    from authors_hvp import measure, rounded_perturbation
+
+    theta = torch.tensor([0.5, 0.5, 0.0, 1e-6], dtype=torch.float32)  # |theta| ~ 0.707
+    vector = torch.tensor([1.0, 1e4, 1.0, 1.0], dtype=torch.float64)
+    q = rounded_perturbation(theta, vector)
+    # 0.5 has ulp 6e-8: eps * 1 = 1.4e-8 rounds away, eps * 1e4 = 1.4e-4 survives
+    assert q[0] == 0
+    assert abs(float(q[1]) - 1e4) / 1e4 < 1e-3
+    # at 0 and 1e-6 the ulp is far below eps: the perturbation survives almost exactly
+    assert abs(float(q[2]) - 1.0) < 1e-3 and abs(float(q[3]) - 1.0) < 0.1
+
+    from metarl.config import load_config
+
+    config = load_config(
+        ROOT / "configs" / "maml_trpo_halfcheetah_dir.yaml",
+        [*TINY, "meta_iterations=1", "curvature_fraction=1.0"],
+    )
+    run = train(config, tmp_path / "run", progress=False)
+    result = measure(run, max_kl=0.02)
+    assert 0 <= result["survived"] < 1
+    natural = result["steps"]["natural (exact J^T F J)"]
+    gradient = result["steps"]["plain gradient"]
+    assert natural["accepted"] and 0 < natural["kl"] <= 0.02 and natural["gain"] > 0
+    assert abs(gradient["cos_gradient"] - 1) < 1e-4
+    # the plain-gradient step's first trial has the authors' length sqrt(2 max_kl / 1e-5)
+    assert abs(gradient["full_norm"] - (2 * 0.02 / 1e-5) ** 0.5) < 1e-2
