@@ -1,14 +1,18 @@
-"""Regenerate the locomotion results: train each preset to the end (resuming), evaluate it, print a row.
+"""Regenerate the published results: train each preset to the end (resuming), evaluate it, print a row.
 
     python benchmarks/reproduce.py maml_trpo_halfcheetah_vel maml_trpo_halfcheetah_dir
     python benchmarks/reproduce.py maml_ppo_halfcheetah_vel --root runs/reproduce
+    python benchmarks/reproduce.py rl2_trpo_bandit_k5_n10 rl2_trpo_tabular_mdp_n10
 
 Each preset ``configs/<name>.yaml`` trains in ``<root>/<name>/``. Running the command again
 continues an interrupted run from its latest checkpoint (a resumed run equals an
 uninterrupted one) and skips training that is complete; evaluation (``evaluate.py``: 40
-held-out tasks, 0..3 gradient steps) always runs. The commands it runs are printed, and the
-last lines are a markdown table: our mean return after 0..3 steps next to the paper's matching
-row, with the run's env steps and training wall time. ``key=value`` overrides apply to new
+held-out tasks, 0..3 gradient steps; RL2: the preset's held-out tasks, 1000 for bandits and
+MDPs, with the classical baselines on the same tasks) always runs. The commands it runs are
+printed, and the last lines are markdown tables: for MAML, our mean return after 0..3 steps next
+to the paper's matching row; for RL2, the mean return of each episode of a trial and the trial
+total next to the best classical baseline's and the RL2 paper's; with each run's env steps and
+training wall time. ``key=value`` overrides apply to new
 runs only (for smoke tests; a resumed run keeps its own config).
 """
 
@@ -24,7 +28,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from evaluate import paper_reference  # noqa: E402
+from agents import RECURRENT_AGENTS  # noqa: E402
+from evaluate import PAPER_RL2_BANDITS, paper_reference  # noqa: E402
 from metarl.checkpoint import load_checkpoint  # noqa: E402
 from metarl.config import load_config  # noqa: E402
 
@@ -42,7 +47,7 @@ def reproduce(name: str, root: Path, overrides: list[str]) -> dict:
     """Train (or resume, or skip) and evaluate preset `name`; returns its table row."""
     preset = ROOT / "configs" / f"{name}.yaml"
     if not preset.exists():
-        choices = sorted(p.stem for p in (ROOT / "configs").glob("*.yaml") if not p.stem.startswith("rl2_"))
+        choices = sorted(p.stem for p in (ROOT / "configs").glob("*.yaml"))
         raise SystemExit(f"reproduce: no preset {preset.name}; choose from {', '.join(choices)}")
     run_dir = root / name
     python = sys.executable
@@ -71,15 +76,77 @@ def reproduce(name: str, root: Path, overrides: list[str]) -> dict:
     with open(run_dir / "progress.csv", newline="") as handle:
         rows = list(csv.DictReader(handle))
     config = load_config(run_dir / "config.yaml")
-    return {
+    row = {
         "name": name,
         "env_id": config.env_id,
+        "recurrent": config.agent in RECURRENT_AGENTS,
         "ours": [(step["mean_return"], step["stderr"]) for step in summary["steps"]],
         "paper": paper_reference(config),
         "env_steps": int(float(rows[-1]["charts/env_steps"])),
         "train_hours": sum(float(row["time/iteration_s"]) for row in rows) / 3600,
         "iterations": len(rows),
     }
+    if row["recurrent"]:
+        row["trial_total"] = summary["trial_total"]
+        row["baseline"] = best_baseline(summary["baselines"])
+        pulls_and_arms = (config.env_kwargs.get("num_pulls"), config.env_kwargs.get("num_arms"))
+        paper = PAPER_RL2_BANDITS.get(pulls_and_arms) if config.env_id == "metarl/Bandit-v0" else None
+        row["paper_rl2"] = paper["RL2"] if paper else None
+    return row
+
+
+def best_baseline(baselines: dict[str, dict]) -> tuple[str, dict] | None:
+    """The classical baseline to hold RL2 against: Gittins on bandits, else the best one
+    that does not know the task (PSRL on MDPs); None where there are none (locomotion)."""
+    if "Gittins" in baselines:
+        return "Gittins", baselines["Gittins"]
+    fair = {name: value for name, value in baselines.items() if "knows" not in name}
+    if not fair:
+        return None
+    name = max(fair, key=lambda n: fair[n]["mean"])
+    return name, fair[name]
+
+
+def print_tables(rows: list[dict]) -> None:
+    """The MAML rows, then the RL2 rows, as markdown tables."""
+    maml = [row for row in rows if not row["recurrent"]]
+    rl2 = [row for row in rows if row["recurrent"]]
+    if maml:
+        print(
+            "\n| preset | return after 0 / 1 / 2 / 3 steps (± s.e.) | paper (same row) "
+            "| env steps | train time |"
+        )
+        print("|---|---|---|---|---|")
+    for row in maml:
+        ours = " / ".join(f"{mean:.2f} ± {se:.2f}" for mean, se in row["ours"])
+        paper = (
+            f"{row['paper'][0]}: " + " / ".join(f"{x:.2f}" for x in row["paper"][1]) if row["paper"] else "-"
+        )
+        print(f"| {row['name']} | {ours} | {paper} | {row['env_steps']:,} | {_hours(row)} |")
+    if rl2:
+        print(
+            "\n| preset | return of episode 1 / 2 / ... of a trial | trial total (± s.e.) "
+            "| baseline (same tasks) | ours / baseline | paper RL2 | env steps | train time |"
+        )
+        print("|---|---|---|---|---|---|---|---|")
+    for row in rl2:
+        episodes = " / ".join(f"{mean:.2f}" for mean, _ in row["ours"])
+        total = row["trial_total"]
+        if row["baseline"]:
+            name, value = row["baseline"]
+            baseline = f"{name} {value['mean']:.2f} ± {value['stderr']:.2f}"
+            ratio = f"{total['mean'] / value['mean']:.3f}"
+        else:
+            baseline = ratio = "-"
+        paper = "-" if row["paper_rl2"] is None else f"{row['paper_rl2']:.1f}"
+        print(
+            f"| {row['name']} | {episodes} | {total['mean']:.2f} ± {total['stderr']:.2f} | {baseline} "
+            f"| {ratio} | {paper} | {row['env_steps']:,} | {_hours(row)} |"
+        )
+
+
+def _hours(row: dict) -> str:
+    return f"{row['train_hours']:.2f} h ({row['iterations']} iterations)"
 
 
 def main() -> None:
@@ -91,17 +158,7 @@ def main() -> None:
     parser.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE", help="overrides for new runs")
     args = parser.parse_args()
     rows = [reproduce(name, (ROOT / args.root).resolve(), args.set) for name in args.presets]
-    print(
-        "\n| preset | return after 0 / 1 / 2 / 3 steps (± s.e.) | paper (same row) | env steps | train time |"
-    )
-    print("|---|---|---|---|---|")
-    for row in rows:
-        ours = " / ".join(f"{mean:.2f} ± {se:.2f}" for mean, se in row["ours"])
-        paper = (
-            f"{row['paper'][0]}: " + " / ".join(f"{x:.2f}" for x in row["paper"][1]) if row["paper"] else "-"
-        )
-        hours = f"{row['train_hours']:.2f} h ({row['iterations']} iterations)"
-        print(f"| {row['name']} | {ours} | {paper} | {row['env_steps']:,} | {hours} |")
+    print_tables(rows)
 
 
 if __name__ == "__main__":

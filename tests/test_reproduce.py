@@ -55,6 +55,30 @@ def test_reproduce_trains_resumes_skips_and_reports(tmp_path):
     assert "training complete (2 iterations)" in third.stdout and "train.py" not in third.stdout
 
 
+def test_reproduce_rl2_row_sets_the_trial_total_against_gittins_and_the_paper(tmp_path):
+    """An RL2 bandit preset: the row gives each episode's mean, the trial total, Gittins's
+    total on the same tasks, their ratio and the RL2 paper's value for that (n, k)."""
+    import json
+
+    name = "rl2_trpo_bandit_k5_n10"
+    tiny = ["sampler_backend=local", "meta_batch_size=16", "rnn_hidden_size=8", "eval_tasks=50"]
+    command = [sys.executable, "benchmarks/reproduce.py", name, "--root", str(tmp_path), "--set", *tiny]
+    result = subprocess.run(
+        [*command, "meta_iterations=1"], cwd=ROOT, capture_output=True, text=True, timeout=600
+    )
+    assert result.returncode == 0, result.stderr
+    summary = json.loads((tmp_path / name / "evaluation.json").read_text())
+    total, gittins = summary["trial_total"], summary["baselines"]["Gittins"]
+    cells = [cell.strip() for cell in result.stdout.strip().splitlines()[-1].split("|")[1:-1]]
+    assert cells[0] == name
+    assert cells[1] == f"{summary['steps'][0]['mean_return']:.2f}"  # one episode per bandit trial
+    assert cells[2] == f"{total['mean']:.2f} ± {total['stderr']:.2f}"
+    assert cells[3] == f"Gittins {gittins['mean']:.2f} ± {gittins['stderr']:.2f}"
+    assert float(cells[4]) == pytest.approx(total["mean"] / gittins["mean"], abs=1e-3)
+    assert cells[5] == "6.7"  # the RL2 paper's (n, k) = (10, 5)
+    assert cells[6] == f"{16 * 10:,}" and "(1 iterations)" in cells[7]
+
+
 @pytest.mark.parametrize("name", ["maml_sgd_halfcheetah_vel"])
 def test_reproduce_names_the_presets_for_an_unknown_one(tmp_path, name):
     result = subprocess.run(
