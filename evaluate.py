@@ -202,7 +202,12 @@ def main(argv: list[str] | None = None) -> int:
     if (run_dir / "progress.csv").exists():
         training_title = f"{config.env_id} {config.agent} (seed {config.seed}): training"
         if recurrent:
-            labels = ("first episode of a trial", f"episode {config.episodes_per_trial} of a trial")
+            last = config.episodes_per_trial
+            labels = (
+                ("return of a trial", None)
+                if last == 1
+                else ("first episode of a trial", f"episode {last} of a trial")
+            )
         else:
             steps = config.num_inner_steps
             labels = ("before adaptation", f"after {steps} inner step{'s' if steps != 1 else ''}")

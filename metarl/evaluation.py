@@ -111,10 +111,11 @@ def plot_training(
     path: Path,
     title: str,
     pre_label: str = "before adaptation",
-    post_label: str = "after adaptation",
+    post_label: str | None = "after adaptation",
 ) -> None:
     """Pre- and post-adaptation return against environment steps (from progress.csv), as PNG
-    (for RL2: the return of the first and the last episode of the training trials)."""
+    (for RL2: the return of the first and the last episode of the training trials; one line,
+    post_label None, when a trial is one episode)."""
     import csv
 
     with open(progress_csv, newline="") as handle:
@@ -123,6 +124,8 @@ def plot_training(
 
     def draw(axes) -> None:
         for key, label in (("meta/return_pre_adapt", pre_label), ("meta/return_post_adapt", post_label)):
+            if label is None:
+                continue
             axes.plot(steps, [float(row[key]) for row in rows], label=label)
 
     _save_plot(draw, path, title, "environment steps", "mean return (training tasks)")

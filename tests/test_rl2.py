@@ -222,3 +222,31 @@ def test_an_episode_the_env_ends_before_the_horizon_ends_the_trials_episode_ther
         out["rewards"][:, :, :5], np.ones((3, 2, 5))
     )  # every pull of a sure arm pays
     assert not out["terminated"].any()  # truncated by the env, not terminated
+
+
+def test_training_plot_of_one_episode_trials_draws_one_line(tmp_path, monkeypatch):
+    """A bandit trial is one episode: its first and last episode are the same numbers, so the
+    training plot draws one line, labelled as the trial's return; two-episode trials get two."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from metarl import evaluation
+
+    progress = tmp_path / "progress.csv"
+    progress.write_text(
+        "meta/return_pre_adapt,meta/return_post_adapt,charts/env_steps\n5.0,5.0,100\n6.0,6.0,200\n"
+    )
+    drawn = {}
+
+    def capture(draw, path, title, xlabel, ylabel):
+        figure, axes = plt.subplots()
+        draw(axes)
+        drawn[path.name] = [line.get_label() for line in axes.get_lines()]
+        plt.close(figure)
+
+    monkeypatch.setattr(evaluation, "_save_plot", capture)
+    evaluation.plot_training(progress, tmp_path / "one.png", "t", "return of a trial", None)
+    evaluation.plot_training(progress, tmp_path / "two.png", "t", "episode 1", "episode 2")
+    assert drawn == {"one.png": ["return of a trial"], "two.png": ["episode 1", "episode 2"]}
