@@ -16,6 +16,8 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
+
 from agents import RECURRENT_AGENTS, build, classical
 from envs.bandit import BanditEnv
 from envs.tabular_mdp import TabularMDPEnv
@@ -171,8 +173,13 @@ def main(argv: list[str] | None = None) -> int:
     if recurrent:  # RL2: rows are the episodes 1..K of each task's trial
         for row in summary["steps"]:
             row["step"] += 1
-        summary["trial_total"] = evaluation.mean_and_stderr(curve.sum(0))
+        agent_totals = curve.sum(0)  # [tasks]
+        summary["trial_total"] = evaluation.mean_and_stderr(agent_totals)
         summary["baselines"] = classical_baselines(family, tasks, config, task_seed)
+        for baseline in summary["baselines"].values():  # paired over tasks: the tasks' spread cancels
+            baseline["agent_minus_this"] = evaluation.mean_and_stderr(
+                agent_totals - np.asarray(baseline.pop("task_totals"))
+            )
     summary.update(
         env_id=config.env_id,
         agent=config.agent,
@@ -222,7 +229,8 @@ def main(argv: list[str] | None = None) -> int:
 
 def classical_baselines(family, tasks: list, config, task_seed: int) -> dict:
     """The classical baselines of a bandit or tabular-MDP family on `tasks` ({} for others):
-    {name: {"mean", "stderr", "parameter", "episode_means"}} of the trial total."""
+    {name: {"mean", "stderr", "parameter", "task_totals" [tasks], "episode_means"}} of the
+    trial total."""
     seed = int(seeding.seed_sequence(task_seed, seeding.BASELINES).generate_state(1)[0])
     if isinstance(family, BanditEnv):  # only the bandit baselines have hyperparameters to tune
         tuning = family.sample_tasks(len(tasks), seeding.generator(task_seed, seeding.BASELINE_TUNING))
@@ -230,7 +238,11 @@ def classical_baselines(family, tasks: list, config, task_seed: int) -> dict:
         gaussian = family.arms == "gaussian"
         results = classical.bandit_baselines(tasks, tuning, pulls, seed, gaussian)
         return {
-            name: {**evaluation.mean_and_stderr(r["totals"]), "parameter": r["parameter"]}
+            name: {
+                **evaluation.mean_and_stderr(r["totals"]),
+                "parameter": r["parameter"],
+                "task_totals": r["totals"],
+            }
             for name, r in results.items()
         }
     if isinstance(family, TabularMDPEnv):
@@ -240,6 +252,7 @@ def classical_baselines(family, tasks: list, config, task_seed: int) -> dict:
             name: {
                 **evaluation.mean_and_stderr(r["episode_returns"].sum(0)),
                 "parameter": None,
+                "task_totals": r["episode_returns"].sum(0),
                 "episode_means": r["episode_returns"].mean(1).tolist(),
             }
             for name, r in results.items()

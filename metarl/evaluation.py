@@ -42,12 +42,20 @@ def mean_and_stderr(values: np.ndarray) -> dict[str, float]:
 
 
 def format_baselines(agent: str, agent_total: dict[str, float], baselines: dict[str, dict]) -> str:
-    """The agent's mean trial total next to each classical baseline's, on the same tasks."""
-    lines = [f"{'policy':>24} | {'trial total':>11} | {'std. error':>10} | tuned", "-" * 62]
+    """The agent's mean trial total next to each classical baseline's, on the same tasks, with
+    the agent's paired difference from each (mean ± s.e. over tasks of agent - baseline)."""
+    header = (
+        f"{'policy':>24} | {'trial total':>11} | {'std. error':>10} | {'agent - this (paired)':>21} | tuned"
+    )
+    lines = [header, "-" * len(header)]
     rows = [(agent, agent_total, None)] + [(name, b, b.get("parameter")) for name, b in baselines.items()]
     for name, result, parameter in rows:
         tuned = "" if parameter is None else f"{parameter:g}"
-        lines.append(f"{name:>24} | {result['mean']:>11.2f} | {result['stderr']:>10.2f} | {tuned}")
+        paired = result.get("agent_minus_this")
+        difference = f"{paired['mean']:+.2f} ± {paired['stderr']:.2f}" if paired else ""
+        lines.append(
+            f"{name:>24} | {result['mean']:>11.2f} | {result['stderr']:>10.2f} | {difference:>21} | {tuned}"
+        )
     return "\n".join(lines)
 
 

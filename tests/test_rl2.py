@@ -200,6 +200,10 @@ def test_evaluate_reports_the_episode_curve_and_the_baselines_on_the_same_tasks(
     assert set(summary["baselines"]) == baselines
     totals = np.sum([row["task_returns"] for row in summary["steps"]], axis=0)
     assert summary["trial_total"]["mean"] == pytest.approx(totals.mean())
+    for name, baseline in summary["baselines"].items():  # paired: the difference of the means,
+        paired = baseline["agent_minus_this"]  # with a standard error of its own
+        assert paired["mean"] == pytest.approx(totals.mean() - baseline["mean"]), name
+        assert f"{paired['mean']:+.2f} ± {paired['stderr']:.2f}" in printed
     if "mdp" in preset:  # the optimum is exact and no policy beats it on average by much
         optimum = summary["baselines"]["optimal (knows the MDP)"]
         assert len(optimum["episode_means"]) == k and optimum["mean"] > summary["baselines"]["random"]["mean"]
