@@ -165,10 +165,15 @@ def main(argv: list[str] | None = None) -> int:
     agent.load_state_dict(state["agent"])
     task_seed = config.seed if args.task_seed is None else args.task_seed
     tasks = sample_test_tasks(family, num_tasks, task_seed)
-    with sampler:
-        curve = agent.adaptation_curve(tasks, num_steps, inner_lrs, config.seed)
-    summary = evaluation.summarize(curve, tasks)
     recurrent = config.agent in RECURRENT_AGENTS
+    bandit = recurrent and isinstance(family, BanditEnv)
+    trials = []  # a bandit agent's trials, to score its pulls by the chosen arms' means
+    with sampler:
+        if bandit:
+            curve = agent.adaptation_curve(tasks, num_steps, inner_lrs, config.seed, inspect=trials.append)
+        else:
+            curve = agent.adaptation_curve(tasks, num_steps, inner_lrs, config.seed)
+    summary = evaluation.summarize(curve, tasks)
     step_label = "episode in trial" if recurrent else "gradient steps"
     if recurrent:  # RL2: rows are the episodes 1..K of each task's trial
         for row in summary["steps"]:
@@ -180,6 +185,13 @@ def main(argv: list[str] | None = None) -> int:
             baseline["agent_minus_this"] = evaluation.mean_and_stderr(
                 agent_totals - np.asarray(baseline.pop("task_totals"))
             )
+        if bandit:  # the same comparison without the rewards' own noise
+            agent_expected = expected_trial_totals(trials[0])
+            summary["expected_trial_total"] = evaluation.mean_and_stderr(agent_expected)
+            for baseline in summary["baselines"].values():
+                expected = np.asarray(baseline.pop("task_expected_totals"))
+                baseline["expected"] = evaluation.mean_and_stderr(expected)
+                baseline["agent_minus_this_expected"] = evaluation.mean_and_stderr(agent_expected - expected)
     summary.update(
         env_id=config.env_id,
         agent=config.agent,
@@ -197,6 +209,13 @@ def main(argv: list[str] | None = None) -> int:
     print(evaluation.format_table(summary, step_label))
     if recurrent:
         print(evaluation.format_baselines(config.agent, summary["trial_total"], summary["baselines"]))
+    if bandit:
+        print("\nScored by the chosen arms' means (the expected total; no reward noise):")
+        print(
+            evaluation.format_baselines(
+                config.agent, summary["expected_trial_total"], summary["baselines"], expected=True
+            )
+        )
     paper = paper_reference(config)
     reference_label, reference = paper if paper else ("", None)
     if reference is not None:
@@ -227,10 +246,18 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
+def expected_trial_totals(episodes) -> np.ndarray:
+    """Each bandit trial's pulls scored by the chosen arms' means, summed: [tasks]."""
+    num_tasks = len(episodes.tasks)
+    arms = episodes.actions[..., 0].reshape(num_tasks, -1).numpy()
+    mask = episodes.mask.reshape(num_tasks, -1).numpy()
+    return classical.chosen_arm_means(episodes.tasks, arms, mask)
+
+
 def classical_baselines(family, tasks: list, config, task_seed: int) -> dict:
     """The classical baselines of a bandit or tabular-MDP family on `tasks` ({} for others):
     {name: {"mean", "stderr", "parameter", "task_totals" [tasks], "episode_means"}} of the
-    trial total."""
+    trial total, and for bandits "task_expected_totals" [tasks] (the chosen arms' means summed)."""
     seed = int(seeding.seed_sequence(task_seed, seeding.BASELINES).generate_state(1)[0])
     if isinstance(family, BanditEnv):  # only the bandit baselines have hyperparameters to tune
         tuning = family.sample_tasks(len(tasks), seeding.generator(task_seed, seeding.BASELINE_TUNING))
@@ -242,6 +269,7 @@ def classical_baselines(family, tasks: list, config, task_seed: int) -> dict:
                 **evaluation.mean_and_stderr(r["totals"]),
                 "parameter": r["parameter"],
                 "task_totals": r["totals"],
+                "task_expected_totals": r["expected_totals"],
             }
             for name, r in results.items()
         }

@@ -144,8 +144,10 @@ def gittins_policy(discount: float, max_pulls: int) -> BanditPolicy:
 
 def play_bandits(
     tasks: list[Task], num_pulls: int, policy: BanditPolicy, rng: np.random.Generator, gaussian: bool = False
-) -> np.ndarray:
-    """Total reward of `policy` over `num_pulls` pulls of each bandit: [tasks]."""
+) -> tuple[np.ndarray, np.ndarray]:
+    """(total reward [tasks], expected total [tasks]) of `policy` over `num_pulls` pulls of
+    each bandit. The expected total sums the chosen arms' means: the same expectation as the
+    total reward, without the noise of the rewards themselves (`chosen_arm_means`)."""
     means = np.array([task["means"] for task in tasks], dtype=np.float64)  # [T, k]
     sums, pulls = np.zeros_like(means), np.zeros_like(means)
     rows = np.arange(len(means))
@@ -159,7 +161,20 @@ def play_bandits(
         sums[rows, arms] += rewards
         pulls[rows, arms] += 1
         totals += rewards
-    return totals
+    return totals, (pulls * means).sum(axis=1)
+
+
+def chosen_arm_means(tasks: list[Task], arms: np.ndarray, mask: np.ndarray) -> np.ndarray:
+    """The sum of the chosen arms' means over the valid pulls of each bandit: [tasks].
+
+    arms: [tasks, pulls] arm indices; mask: [tasks, pulls], 1 where a pull happened. Its
+    expectation is the expected total reward; scoring an agent by it leaves out the
+    Bernoulli (or Gaussian) noise of its rewards, so a small difference between two
+    policies on the same bandits is measurable with fewer bandits.
+    """
+    means = np.array([task["means"] for task in tasks], dtype=np.float64)  # [T, k]
+    chosen = np.take_along_axis(means, np.asarray(arms, dtype=np.int64), axis=1)
+    return (chosen * np.asarray(mask, dtype=np.float64)).sum(axis=1)
 
 
 def tune(
@@ -172,7 +187,7 @@ def tune(
 ) -> float:
     """The value of `values` whose policy earns most on `tuning_tasks` (common random numbers)."""
     scores = [
-        play_bandits(tuning_tasks, num_pulls, make(v), np.random.default_rng(seed), gaussian).mean()
+        play_bandits(tuning_tasks, num_pulls, make(v), np.random.default_rng(seed), gaussian)[0].mean()
         for v in values
     ]
     return float(values[int(np.argmax(scores))])
@@ -181,7 +196,8 @@ def tune(
 def bandit_baselines(
     tasks: list[Task], tuning_tasks: list[Task], num_pulls: int, seed: int, gaussian: bool = False
 ) -> dict[str, dict]:
-    """{name: {"totals": [tasks] total reward, "parameter": tuned value or None}}."""
+    """{name: {"totals": [tasks] total reward, "expected_totals": [tasks] the chosen arms'
+    means summed, "parameter": tuned value or None}}."""
     policies: dict[str, tuple[BanditPolicy, float | None]] = {
         "random": (random_policy(gaussian), None),
         "greedy": (greedy_policy(gaussian), None),
@@ -200,13 +216,11 @@ def bandit_baselines(
             lambda g: gittins_policy(g, num_pulls), GITTINS_DISCOUNTS, tuning_tasks, num_pulls, seed
         )
         policies["Gittins"] = (gittins_policy(discount, num_pulls), discount)
-    return {
-        name: {
-            "totals": play_bandits(tasks, num_pulls, policy, np.random.default_rng(seed + 1), gaussian),
-            "parameter": value,
-        }
-        for name, (policy, value) in policies.items()
-    }
+    results = {}
+    for name, (policy, value) in policies.items():
+        totals, expected = play_bandits(tasks, num_pulls, policy, np.random.default_rng(seed + 1), gaussian)
+        results[name] = {"totals": totals, "expected_totals": expected, "parameter": value}
+    return results
 
 
 # ---- tabular MDPs ----------------------------------------------------------------------------

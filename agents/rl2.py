@@ -18,6 +18,7 @@ trial's objective, only the trial's end is. One meta-iteration:
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -211,17 +212,25 @@ class RL2PPO:
 
     # ---- evaluation -------------------------------------------------------------------
     def adaptation_curve(
-        self, tasks: list[Task], num_steps: int | None = None, inner_lrs: Any = None, seed: int = 0
+        self,
+        tasks: list[Task],
+        num_steps: int | None = None,
+        inner_lrs: Any = None,
+        seed: int = 0,
+        inspect: Callable[[Episodes], None] | None = None,
     ) -> np.ndarray:
         """Mean return of each episode of one trial per task: [episodes_per_trial, tasks].
 
         (`num_steps` and `inner_lrs` belong to gradient-based agents and are ignored.)
-        Trials come from the EVAL_SAMPLING stream of `seed`.
+        Trials come from the EVAL_SAMPLING stream of `seed`. `inspect(episodes)`, if given,
+        sees the trials' episodes [tasks, episodes_per_trial, horizon, ...].
         """
         stream = seeding.seed_sequence(seed, seeding.EVAL_SAMPLING)
         episodes = self.sampler.sample_trials(
             tasks, self.policy.state_dict(), self.config.episodes_per_trial, stream
         )
+        if inspect is not None:
+            inspect(episodes)
         return episodes.episode_returns().T.numpy()
 
     def state_dict(self) -> dict[str, Any]:

@@ -41,14 +41,21 @@ def mean_and_stderr(values: np.ndarray) -> dict[str, float]:
     return {"mean": float(values.mean()), "stderr": stderr}
 
 
-def format_baselines(agent: str, agent_total: dict[str, float], baselines: dict[str, dict]) -> str:
+def format_baselines(
+    agent: str, agent_total: dict[str, float], baselines: dict[str, dict], expected: bool = False
+) -> str:
     """The agent's mean trial total next to each classical baseline's, on the same tasks, with
-    the agent's paired difference from each (mean ± s.e. over tasks of agent - baseline)."""
+    the agent's paired difference from each (mean ± s.e. over tasks of agent - baseline).
+    `expected`: the bandit totals scored by the chosen arms' means instead."""
     header = (
         f"{'policy':>24} | {'trial total':>11} | {'std. error':>10} | {'agent - this (paired)':>21} | tuned"
     )
     lines = [header, "-" * len(header)]
-    rows = [(agent, agent_total, None)] + [(name, b, b.get("parameter")) for name, b in baselines.items()]
+    rows = [(agent, agent_total, None)]
+    for name, baseline in baselines.items():
+        if expected:
+            baseline = {**baseline["expected"], "agent_minus_this": baseline["agent_minus_this_expected"]}
+        rows.append((name, baseline, baselines[name].get("parameter")))
     for name, result, parameter in rows:
         tuned = "" if parameter is None else f"{parameter:g}"
         paired = result.get("agent_minus_this")

@@ -7,6 +7,7 @@ import pytest
 
 from agents.classical import (
     bandit_baselines,
+    chosen_arm_means,
     gittins_table,
     mdp_baselines,
     optimal_episode_return,
@@ -59,8 +60,31 @@ def test_bandit_baselines_reproduce_the_rl2_papers_values():
         assert results[name]["totals"].mean() == pytest.approx(value, abs=0.2), name
     # random's expectation is exact: n times the mean arm mean
     expected = 10 * np.mean([task["means"] for task in tasks])
-    random_totals = play_bandits(tasks, 10, random_policy(), np.random.default_rng(4))
+    random_totals, random_expected = play_bandits(tasks, 10, random_policy(), np.random.default_rng(4))
     assert random_totals.mean() == pytest.approx(expected, abs=4 * random_totals.std() / np.sqrt(1000))
+    # the chosen arms' means have the same expectation, with less spread
+    assert random_expected.mean() == pytest.approx(expected, abs=4 * random_expected.std() / np.sqrt(1000))
+    assert random_expected.std() < 0.9 * random_totals.std()
+    for name in paper:  # the same expectation for every policy, within the reward noise
+        gap = results[name]["totals"] - results[name]["expected_totals"]
+        assert abs(gap.mean()) < 4 * gap.std() / np.sqrt(1000), name
+
+
+def test_chosen_arm_means_sums_the_pulled_arms_means_over_valid_pulls():
+    tasks = [{"means": [0.1, 0.9, 0.5]}, {"means": [0.2, 0.3, 0.4]}]
+    arms = np.array([[1, 1, 2, 0], [0, 2, 2, 1]])
+    mask = np.array([[1, 1, 1, 1], [1, 1, 0, 0]])
+    np.testing.assert_allclose(chosen_arm_means(tasks, arms, mask), [0.9 + 0.9 + 0.5 + 0.1, 0.2 + 0.4])
+    # play_bandits' expected total is this sum over the arms its policy pulled
+    pulled = []
+
+    def record_first_arm(sums, pulls, t, rng):
+        arms = np.zeros(len(sums), dtype=np.int64) + t % 3
+        pulled.append(arms)
+        return arms
+
+    _, expected = play_bandits(tasks, 4, record_first_arm, np.random.default_rng(0))
+    np.testing.assert_allclose(expected, chosen_arm_means(tasks, np.stack(pulled, 1), np.ones((2, 4))))
 
 
 def test_psrl_learns_within_a_trial_and_stays_below_the_optimum():

@@ -204,6 +204,13 @@ def test_evaluate_reports_the_episode_curve_and_the_baselines_on_the_same_tasks(
         paired = baseline["agent_minus_this"]  # with a standard error of its own
         assert paired["mean"] == pytest.approx(totals.mean() - baseline["mean"]), name
         assert f"{paired['mean']:+.2f} ± {paired['stderr']:.2f}" in printed
+    if "bandit" in preset:  # also scored by the chosen arms' means: the same expectation
+        scored = summary["expected_trial_total"]
+        assert "Scored by the chosen arms' means" in printed
+        assert abs(scored["mean"] - summary["trial_total"]["mean"]) < 4 * summary["trial_total"]["stderr"]
+        for name, baseline in summary["baselines"].items():
+            paired = baseline["agent_minus_this_expected"]
+            assert paired["mean"] == pytest.approx(scored["mean"] - baseline["expected"]["mean"]), name
     if "mdp" in preset:  # the optimum is exact and no policy beats it on average by much
         optimum = summary["baselines"]["optimal (knows the MDP)"]
         assert len(optimum["episode_means"]) == k and optimum["mean"] > summary["baselines"]["random"]["mean"]
@@ -254,3 +261,22 @@ def test_training_plot_of_one_episode_trials_draws_one_line(tmp_path, monkeypatc
     evaluation.plot_training(progress, tmp_path / "one.png", "t", "return of a trial", None)
     evaluation.plot_training(progress, tmp_path / "two.png", "t", "episode 1", "episode 2")
     assert drawn == {"one.png": ["return of a trial"], "two.png": ["episode 1", "episode 2"]}
+
+
+def test_bandit_trials_are_scored_by_the_pulled_arms_means_over_valid_pulls():
+    """evaluate.expected_trial_totals: a trial of 2 episodes of 3 pulls, the second cut after
+    one pull, sums the means of exactly the arms pulled."""
+    from evaluate import expected_trial_totals
+
+    arms = torch.tensor([[[2, 0, 1], [1, 1, 1]], [[0, 0, 0], [2, 2, 2]]], dtype=torch.float32)[..., None]
+    mask = torch.tensor([[[1, 1, 1], [1, 0, 0]], [[1, 1, 1], [1, 1, 1]]], dtype=torch.float32)
+    tasks = [{"means": [0.1, 0.5, 0.9]}, {"means": [0.3, 0.2, 0.7]}]
+    episodes = Episodes(
+        observations=torch.zeros(2, 2, 3, 1),
+        actions=arms,
+        rewards=torch.zeros(2, 2, 3),
+        mask=mask,
+        terminated=torch.zeros(2, 2, dtype=torch.bool),
+        tasks=tasks,
+    )
+    np.testing.assert_allclose(expected_trial_totals(episodes), [0.9 + 0.1 + 0.5 + 0.5, 3 * 0.3 + 3 * 0.7])
