@@ -157,6 +157,10 @@ def test_ctrl_c_saves_progress_and_tells_how_to_resume(tmp_path):
         stderr=subprocess.PIPE,
         text=True,
         env={**os.environ, "PYTHONFAULTHANDLER": "1"},  # SIGABRT prints every thread's stack
+        # A shell without job control starts background jobs with SIGINT ignored, and Python
+        # then never turns Ctrl-C into KeyboardInterrupt. CI run that way made this child ignore
+        # the signal and train on; give it the terminal's default, as a foreground run has.
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
     )
     progress = tmp_path / "run" / "progress.csv"
 
