@@ -220,6 +220,8 @@ def main(argv: list[str] | None = None) -> int:
     reference_label, reference = paper if paper else ("", None)
     if reference is not None:
         print(f"{reference_label}: {reference}")
+    elif "PSRL" in summary.get("baselines", {}):  # MDPs: PSRL's episode curve on the same tasks
+        reference_label, reference = "PSRL (same tasks)", summary["baselines"]["PSRL"]["episode_means"]
     evaluation.write_json(summary, out_dir / "evaluation.json")
     evaluation.plot_curve(
         summary, out_dir / "adaptation_curve.png", title, reference, step_label, reference_label or "paper"

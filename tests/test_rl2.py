@@ -183,7 +183,7 @@ def test_rl2_resume_equals_uninterrupted(tmp_path):
     ],
 )
 def test_evaluate_reports_the_episode_curve_and_the_baselines_on_the_same_tasks(
-    tmp_path, capsys, preset, baselines
+    tmp_path, capsys, monkeypatch, preset, baselines
 ):
     import json
 
@@ -191,6 +191,14 @@ def test_evaluate_reports_the_episode_curve_and_the_baselines_on_the_same_tasks(
 
     overrides = ["meta_iterations=1", "meta_batch_size=4", "rnn_hidden_size=8", "sampler_backend=local"]
     run = train(load_config(f"configs/{preset}.yaml", overrides), tmp_path / "run", progress=False)
+    drawn = {}
+    plot_curve = evaluate.evaluation.plot_curve
+
+    def record(summary, path, title, reference, step_label, reference_label):
+        drawn.update(reference=reference, reference_label=reference_label)
+        plot_curve(summary, path, title, reference, step_label, reference_label)
+
+    monkeypatch.setattr(evaluate.evaluation, "plot_curve", record)
     assert evaluate.main([str(run), "--tasks", "30"]) == 0
     printed = capsys.readouterr().out
     summary = json.loads((run / "evaluation.json").read_text())
@@ -211,6 +219,9 @@ def test_evaluate_reports_the_episode_curve_and_the_baselines_on_the_same_tasks(
         for name, baseline in summary["baselines"].items():
             paired = baseline["agent_minus_this_expected"]
             assert paired["mean"] == pytest.approx(scored["mean"] - baseline["expected"]["mean"]), name
+    if "mdp" in preset:  # the episode curve is drawn next to PSRL's on the same tasks
+        assert drawn["reference"] == summary["baselines"]["PSRL"]["episode_means"]
+        assert drawn["reference_label"] == "PSRL (same tasks)"
     if "mdp" in preset:  # the optimum is exact and no policy beats it on average by much
         optimum = summary["baselines"]["optimal (knows the MDP)"]
         assert len(optimum["episode_means"]) == k and optimum["mean"] > summary["baselines"]["random"]["mean"]
