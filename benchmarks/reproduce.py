@@ -126,22 +126,25 @@ def print_tables(rows: list[dict]) -> None:
     if rl2:
         print(
             "\n| preset | return of episode 1 / 2 / ... of a trial | trial total (± s.e.) "
-            "| baseline (same tasks) | ours / baseline | paper RL2 | env steps | train time |"
+            "| baseline (same tasks) | ours - baseline (paired) | ours / baseline | paper RL2 "
+            "| env steps | train time |"
         )
-        print("|---|---|---|---|---|---|---|---|")
+        print("|---|---|---|---|---|---|---|---|---|")
     for row in rl2:
         episodes = " / ".join(f"{mean:.2f}" for mean, _ in row["ours"])
         total = row["trial_total"]
         if row["baseline"]:
             name, value = row["baseline"]
             baseline = f"{name} {value['mean']:.2f} ± {value['stderr']:.2f}"
+            paired = value["agent_minus_this"]
+            difference = f"{paired['mean']:+.2f} ± {paired['stderr']:.2f}"
             ratio = f"{total['mean'] / value['mean']:.3f}"
         else:
-            baseline = ratio = "-"
+            baseline = difference = ratio = "-"
         paper = "-" if row["paper_rl2"] is None else f"{row['paper_rl2']:.1f}"
         print(
             f"| {row['name']} | {episodes} | {total['mean']:.2f} ± {total['stderr']:.2f} | {baseline} "
-            f"| {ratio} | {paper} | {row['env_steps']:,} | {_hours(row)} |"
+            f"| {difference} | {ratio} | {paper} | {row['env_steps']:,} | {_hours(row)} |"
         )
 
 

@@ -57,7 +57,8 @@ def test_reproduce_trains_resumes_skips_and_reports(tmp_path):
 
 def test_reproduce_rl2_row_sets_the_trial_total_against_gittins_and_the_paper(tmp_path):
     """An RL2 bandit preset: the row gives each episode's mean, the trial total, Gittins's
-    total on the same tasks, their ratio and the RL2 paper's value for that (n, k)."""
+    total on the same tasks, the paired difference, their ratio and the RL2 paper's value
+    for that (n, k)."""
     import json
 
     name = "rl2_trpo_bandit_k5_n10"
@@ -74,9 +75,11 @@ def test_reproduce_rl2_row_sets_the_trial_total_against_gittins_and_the_paper(tm
     assert cells[1] == f"{summary['steps'][0]['mean_return']:.2f}"  # one episode per bandit trial
     assert cells[2] == f"{total['mean']:.2f} ± {total['stderr']:.2f}"
     assert cells[3] == f"Gittins {gittins['mean']:.2f} ± {gittins['stderr']:.2f}"
-    assert float(cells[4]) == pytest.approx(total["mean"] / gittins["mean"], abs=1e-3)
-    assert cells[5] == "6.7"  # the RL2 paper's (n, k) = (10, 5)
-    assert cells[6] == f"{16 * 10:,}" and "(1 iterations)" in cells[7]
+    paired = gittins["agent_minus_this"]
+    assert cells[4] == f"{paired['mean']:+.2f} ± {paired['stderr']:.2f}"
+    assert float(cells[5]) == pytest.approx(total["mean"] / gittins["mean"], abs=1e-3)
+    assert cells[6] == "6.7"  # the RL2 paper's (n, k) = (10, 5)
+    assert cells[7] == f"{16 * 10:,}" and "(1 iterations)" in cells[8]
 
 
 @pytest.mark.parametrize("name", ["maml_sgd_halfcheetah_vel"])
