@@ -169,10 +169,8 @@ def main(argv: list[str] | None = None) -> int:
     bandit = recurrent and isinstance(family, BanditEnv)
     trials = []  # a bandit agent's trials, to score its pulls by the chosen arms' means
     with sampler:
-        if bandit:
-            curve = agent.adaptation_curve(tasks, num_steps, inner_lrs, config.seed, inspect=trials.append)
-        else:
-            curve = agent.adaptation_curve(tasks, num_steps, inner_lrs, config.seed)
+        inspect = trials.append if bandit else None
+        curve = agent.adaptation_curve(tasks, num_steps, inner_lrs, config.seed, inspect=inspect)
     summary = evaluation.summarize(curve, tasks)
     step_label = "episode in trial" if recurrent else "gradient steps"
     if recurrent:  # RL2: rows are the episodes 1..K of each task's trial
@@ -278,15 +276,16 @@ def classical_baselines(family, tasks: list, config, task_seed: int) -> dict:
     if isinstance(family, TabularMDPEnv):
         length = min(family.episode_length, config.horizon)
         results = classical.mdp_baselines(tasks, config.episodes_per_trial, length, seed)
-        return {
-            name: {
-                **evaluation.mean_and_stderr(r["episode_returns"].sum(0)),
+        summaries = {}
+        for name, r in results.items():
+            totals = r["episode_returns"].sum(0)  # [tasks]
+            summaries[name] = {
+                **evaluation.mean_and_stderr(totals),
                 "parameter": None,
-                "task_totals": r["episode_returns"].sum(0),
+                "task_totals": totals,
                 "episode_means": r["episode_returns"].mean(1).tolist(),
             }
-            for name, r in results.items()
-        }
+        return summaries
     return {}
 
 

@@ -53,9 +53,12 @@ def format_baselines(
     lines = [header, "-" * len(header)]
     rows = [(agent, agent_total, None)]
     for name, baseline in baselines.items():
-        if expected:
-            baseline = {**baseline["expected"], "agent_minus_this": baseline["agent_minus_this_expected"]}
-        rows.append((name, baseline, baselines[name].get("parameter")))
+        result = (
+            {**baseline["expected"], "agent_minus_this": baseline["agent_minus_this_expected"]}
+            if expected
+            else baseline
+        )
+        rows.append((name, result, baseline.get("parameter")))
     for name, result, parameter in rows:
         tuned = "" if parameter is None else f"{parameter:g}"
         paired = result.get("agent_minus_this")

@@ -219,10 +219,11 @@ def test_evaluate_reports_the_episode_curve_and_the_baselines_on_the_same_tasks(
         for name, baseline in summary["baselines"].items():
             paired = baseline["agent_minus_this_expected"]
             assert paired["mean"] == pytest.approx(scored["mean"] - baseline["expected"]["mean"]), name
-    if "mdp" in preset:  # the episode curve is drawn next to PSRL's on the same tasks
+    if "mdp" in preset:
+        # the episode curve is drawn next to PSRL's on the same tasks
         assert drawn["reference"] == summary["baselines"]["PSRL"]["episode_means"]
         assert drawn["reference_label"] == "PSRL (same tasks)"
-    if "mdp" in preset:  # the optimum is exact and no policy beats it on average by much
+        # the optimum is exact and no policy beats it on average by much
         optimum = summary["baselines"]["optimal (knows the MDP)"]
         assert len(optimum["episode_means"]) == k and optimum["mean"] > summary["baselines"]["random"]["mean"]
     for name in ("adaptation_curve.png", "training_curve.png"):
