@@ -17,8 +17,10 @@ import numpy as np
 def summarize(task_returns: np.ndarray, tasks: list[dict]) -> dict[str, Any]:
     """task_returns: [steps, tasks] mean episode return per task after each step.
 
-    Returns ``{"steps": [{"step", "mean_return", "stderr", "task_returns"}], "tasks": [...]}``;
-    the standard error is over tasks.
+    Returns ``{"steps": [{"step", "mean_return", "stderr", "change_from_first",
+    "task_returns"}], "tasks": [...]}``; the standard error is over tasks, and
+    ``change_from_first`` is the paired change from step 0 on the same tasks ({"mean",
+    "stderr"} of return after this step - return after step 0; None at step 0).
     """
     steps = []
     for step, returns in enumerate(task_returns):
@@ -28,6 +30,7 @@ def summarize(task_returns: np.ndarray, tasks: list[dict]) -> dict[str, Any]:
                 "step": step,
                 "mean_return": stats["mean"],
                 "stderr": stats["stderr"],
+                "change_from_first": mean_and_stderr(np.subtract(returns, task_returns[0])) if step else None,
                 "task_returns": [float(r) for r in returns],
             }
         )
@@ -70,9 +73,18 @@ def format_baselines(
 
 
 def format_table(summary: dict[str, Any], step_label: str = "gradient steps") -> str:
-    lines = [f"{step_label:>16} | {'mean return':>12} | {'std. error':>10}", "-" * 46]
+    """One row per step: mean return, its standard error, and the paired change from step 0
+    (mean ± s.e. over the same tasks)."""
+    header = (
+        f"{step_label:>16} | {'mean return':>12} | {'std. error':>10} | {'change from first (paired)':>26}"
+    )
+    lines = [header, "-" * len(header)]
     for row in summary["steps"]:
-        lines.append(f"{row['step']:>16d} | {row['mean_return']:>12.2f} | {row['stderr']:>10.2f}")
+        change = row.get("change_from_first")
+        paired = f"{change['mean']:+.2f} ± {change['stderr']:.2f}" if change else ""
+        lines.append(
+            f"{row['step']:>16d} | {row['mean_return']:>12.2f} | {row['stderr']:>10.2f} | {paired:>26}"
+        )
     return "\n".join(lines)
 
 

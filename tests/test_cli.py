@@ -76,6 +76,11 @@ def test_evaluate_reports_table_json_and_plot(run_dir):
         assert len(row["task_returns"]) == 5
         assert row["mean_return"] == pytest.approx(sum(row["task_returns"]) / 5)
         assert row["stderr"] > 0
+    after_one_step = [
+        b - a for a, b in zip(summary["steps"][0]["task_returns"], summary["steps"][1]["task_returns"])
+    ]
+    assert summary["steps"][1]["change_from_first"]["mean"] == pytest.approx(sum(after_one_step) / 5)
+    assert "change from first (paired)" in result.stdout
     assert len(summary["tasks"]) == 5
     for name in ("adaptation_curve.png", "training_curve.png"):
         assert (run_dir / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"

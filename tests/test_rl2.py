@@ -208,6 +208,13 @@ def test_evaluate_reports_the_episode_curve_and_the_baselines_on_the_same_tasks(
     assert set(summary["baselines"]) == baselines
     totals = np.sum([row["task_returns"] for row in summary["steps"]], axis=0)
     assert summary["trial_total"]["mean"] == pytest.approx(totals.mean())
+    first = np.array(summary["steps"][0]["task_returns"])
+    assert summary["steps"][0]["change_from_first"] is None
+    for row in summary["steps"][1:]:  # each episode's paired change from the trial's first
+        change = np.array(row["task_returns"]) - first
+        assert row["change_from_first"]["mean"] == pytest.approx(change.mean())
+        assert row["change_from_first"]["stderr"] == pytest.approx(change.std(ddof=1) / np.sqrt(len(change)))
+        assert f"{change.mean():+.2f} ± {row['change_from_first']['stderr']:.2f}" in printed
     for name, baseline in summary["baselines"].items():  # paired: the difference of the means,
         paired = baseline["agent_minus_this"]  # with a standard error of its own
         assert paired["mean"] == pytest.approx(totals.mean() - baseline["mean"]), name
