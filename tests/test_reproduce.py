@@ -193,3 +193,30 @@ def test_authors_hvp_rounding_and_steps(tmp_path):
     assert abs(gradient["cos_gradient"] - 1) < 1e-4
     # the plain-gradient step's first trial has the authors' length sqrt(2 max_kl / 1e-5)
     assert abs(gradient["full_norm"] - (2 * 0.02 / 1e-5) ** 0.5) < 1e-2
+
+
+def test_bandit_behaviour_statistics_and_win_stay_lose_shift():
+    """The statistics of scripted pulls equal their definitions, and win-stay-lose-shift's
+    total is exact on deterministic arms."""
+    import numpy as np
+
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    from bandit_behaviour import behaviour, win_stay_lose_shift
+
+    arms = np.array([[0, 0, 1, 2, 1], [2, 2, 2, 0, 0]])
+    rewards = np.array([[1, 0, 0, 0, 1], [1, 1, 0, 1, 1]], dtype=np.float32)
+    means = np.array([[0.1, 0.9, 0.2], [0.8, 0.3, 0.5]])
+    stats = behaviour(arms, rewards, means)
+    # wins before pulls 2..5: (0->0 stay), (2->2 stay), (2->2 stay), (0->0 stay): all stay
+    assert stats["stay_after_win"] == 1.0
+    # losses: trial 0 at pulls 2, 3, 4 (0->1, 1->2, 2->1: switches); trial 1 at pull 3 (2->0)
+    assert stats["stay_after_loss"] == 0.0
+    assert stats["arms_tried"] == 2.5
+    assert stats["best_arm_share"] == (2 + 2) / 10  # arm 1 in trial 0, arm 0 in trial 1
+    # switches after a loss to an untried arm: 0->1 yes, 1->2 yes, 2->1 no; 2->0 yes
+    assert stats["new_arm_after_loss"] == 3 / 4
+
+    rng = np.random.default_rng(0)
+    assert win_stay_lose_shift(np.array([[1.0, 0.0]]), 7, rng) == 7.0  # stays on arm 0
+    assert win_stay_lose_shift(np.array([[0.0, 1.0]]), 7, rng) == 6.0  # one loss, then arm 1
+    assert win_stay_lose_shift(np.array([[0.0, 0.0, 1.0]]), 7, rng) == 5.0

@@ -1,0 +1,112 @@
+"""How a trained RL2 bandit agent plays, next to win-stay-lose-shift on the same bandits.
+
+    python benchmarks/bandit_behaviour.py runs/reproduce/rl2_trpo_bandit_k10_n100 [RUN ...]
+    python benchmarks/bandit_behaviour.py RUN --tasks 1000
+
+Plays the run's policy on its held-out bandits as ``evaluate.py`` does (same tasks, same
+sampling stream) and prints, per run: the mean trial total; how often it pulls the same arm
+again after a win and after a loss; how many distinct arms it tries in a trial; the share
+of pulls on the best arm; and, of its switches after a loss, the share that go to an arm
+it has not tried yet. The last column is win-stay-lose-shift (stay after a 1, move to the
+next arm after a 0) on the same bandits. Where a run falls short of Gittins, this shows
+whether it explores too little: few arms tried, a policy that a memoryless rule matches.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+import envs  # noqa: E402,F401  (registers the metarl/ ids)
+from agents import build  # noqa: E402
+from envs.bandit import BanditEnv  # noqa: E402
+from metarl.checkpoint import CheckpointError, load_run  # noqa: E402
+from metarl.config import ConfigError  # noqa: E402
+from metarl.tasks import sample_test_tasks  # noqa: E402
+
+
+def behaviour(arms: np.ndarray, rewards: np.ndarray, means: np.ndarray) -> dict[str, float]:
+    """Statistics of pulls `arms` [trials, pulls] (int) with 0/1 `rewards` [trials, pulls] on
+    bandits with arm `means` [trials, arms]."""
+    stayed = arms[:, 1:] == arms[:, :-1]
+    previous_reward = rewards[:, :-1]
+    new_arm_after_loss = []
+    for trial_arms, trial_rewards in zip(arms, rewards):
+        seen = {trial_arms[0]}
+        for t in range(1, len(trial_arms)):
+            if trial_rewards[t - 1] == 0 and trial_arms[t] != trial_arms[t - 1]:
+                new_arm_after_loss.append(trial_arms[t] not in seen)
+            seen.add(trial_arms[t])
+    return {
+        "total": float(rewards.sum(1).mean()),
+        "stay_after_win": float(stayed[previous_reward == 1].mean()),
+        "stay_after_loss": float(stayed[previous_reward == 0].mean()),
+        "arms_tried": float(np.mean([len(set(row)) for row in arms])),
+        "best_arm_share": float((arms == means.argmax(1)[:, None]).mean()),
+        "new_arm_after_loss": float(np.mean(new_arm_after_loss)) if new_arm_after_loss else float("nan"),
+    }
+
+
+def win_stay_lose_shift(means: np.ndarray, num_pulls: int, rng: np.random.Generator) -> float:
+    """Mean trial total of win-stay-lose-shift (start at arm 0, after a 0 move to the next
+    arm) on bandits `means` [trials, arms]."""
+    trials = np.arange(len(means))
+    arm = np.zeros(len(means), dtype=np.int64)
+    total = np.zeros(len(means))
+    for _ in range(num_pulls):
+        reward = rng.random(len(means)) < means[trials, arm]
+        total += reward
+        arm = np.where(reward, arm, (arm + 1) % means.shape[1])
+    return float(total.mean())
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("runs", nargs="+", help="RL2 bandit run directories (or checkpoint files)")
+    parser.add_argument("--tasks", type=int, help="held-out bandits (default: config eval_tasks)")
+    args = parser.parse_args(argv)
+    header = (
+        f"{'run':>32} | {'total':>6} | {'stay|win':>8} | {'stay|loss':>9} | {'arms tried':>10} "
+        f"| {'on best':>7} | {'new|switch':>10} | {'WSLS total':>10}"
+    )
+    print(header)
+    print("-" * len(header))
+    for run in args.runs:
+        try:
+            state, config = load_run(Path(run))
+        except (ConfigError, CheckpointError) as err:
+            print(f"error: {err}", file=sys.stderr)
+            return 2
+        config.sampler_backend = "local"
+        agent, family, sampler = build(config)
+        if not isinstance(family, BanditEnv):
+            print(f"error: {run} is not a bandit run ({config.env_id})", file=sys.stderr)
+            return 2
+        agent.load_state_dict(state["agent"])
+        tasks = sample_test_tasks(family, args.tasks or config.eval_tasks, config.seed)
+        played = []
+        with sampler:
+            agent.adaptation_curve(tasks, seed=config.seed, inspect=played.append)
+        episodes = played[0]
+        arms = episodes.actions[:, 0, :, 0].numpy().astype(np.int64)  # [trials, pulls]
+        rewards = episodes.rewards[:, 0].numpy()
+        means = np.array([task["means"] for task in tasks])
+        stats = behaviour(arms, rewards, means)
+        wsls = win_stay_lose_shift(means, arms.shape[1], np.random.default_rng(config.seed))
+        print(
+            f"{Path(run).name:>32} | {stats['total']:>6.2f} | {stats['stay_after_win']:>8.3f} "
+            f"| {stats['stay_after_loss']:>9.3f} | {stats['arms_tried']:>6.2f} of {means.shape[1]:<2d}"
+            f"| {stats['best_arm_share']:>7.3f} | {stats['new_arm_after_loss']:>10.3f} | {wsls:>10.2f}"
+        )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
