@@ -220,3 +220,25 @@ def test_bandit_behaviour_statistics_and_win_stay_lose_shift():
     assert win_stay_lose_shift(np.array([[1.0, 0.0]]), 7, rng) == 7.0  # stays on arm 0
     assert win_stay_lose_shift(np.array([[0.0, 1.0]]), 7, rng) == 6.0  # one loss, then arm 1
     assert win_stay_lose_shift(np.array([[0.0, 0.0, 1.0]]), 7, rng) == 5.0
+
+
+def test_velocity_tracking_slope_and_error():
+    """A policy that runs at the target has slope 1 and no error; one that runs at a fixed
+    speed has slope 0 and the mean distance to it."""
+    import numpy as np
+
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    from velocity_tracking import tracking
+
+    targets = np.array([0.0, 0.5, 1.0, 2.0])
+    exact = np.repeat(targets[:, None], 10, axis=1)
+    assert tracking(exact, targets, 0, 10) == pytest.approx(
+        {"mean_velocity": 0.875, "slope": 1.0, "mean_error": 0.0}
+    )
+    fixed = np.full((4, 10), 0.5)
+    assert tracking(fixed, targets, 0, 10) == pytest.approx(
+        {"mean_velocity": 0.5, "slope": 0.0, "mean_error": (0.5 + 0.0 + 0.5 + 1.5) / 4}, abs=1e-12
+    )
+    late = np.concatenate([fixed[:, :5], exact[:, 5:]], axis=1)  # tracks from step 5 on
+    assert tracking(late, targets, 5, 10)["slope"] == pytest.approx(1.0)
+    assert tracking(late, targets, 0, 5)["slope"] == pytest.approx(0.0, abs=1e-12)
