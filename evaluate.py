@@ -15,6 +15,7 @@ import argparse
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -23,7 +24,8 @@ from envs.bandit import BanditEnv
 from envs.tabular_mdp import TabularMDPEnv
 from metarl import evaluation, seeding
 from metarl.checkpoint import CheckpointError, load_run, run_dir_of
-from metarl.config import ConfigError
+from metarl.config import ConfigError, TrainConfig
+from metarl.episodes import Episodes
 from metarl.sampling import BACKENDS
 from metarl.tasks import sample_test_tasks
 
@@ -146,11 +148,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--backend", choices=list(BACKENDS), help="sampler backend")
     parser.add_argument("--out", help="directory for evaluation.json and the plot (default: the run)")
     args = parser.parse_args(argv)
-    try:
-        state, config = load_run(Path(args.run))
-    except (ConfigError, CheckpointError) as err:
-        print(f"error: {err}", file=sys.stderr)
+    loaded = load_run_or_report(args.run)
+    if loaded is None:
         return 2
+    state, config = loaded
     if args.backend:
         config.sampler_backend = args.backend
     num_tasks = args.tasks or config.eval_tasks
@@ -244,6 +245,29 @@ def main(argv: list[str] | None = None) -> int:
     print("wrote " + ", ".join(str(p) for p in written))
     print(f"evaluation took {time.perf_counter() - start:.1f} s")
     return 0
+
+
+def load_run_or_report(path: str) -> tuple[dict[str, Any], TrainConfig] | None:
+    """`load_run` for a command line: (checkpoint state, config), or None after printing to
+    stderr why the run cannot be read."""
+    try:
+        return load_run(Path(path))
+    except (ConfigError, CheckpointError) as err:
+        print(f"error: {err}", file=sys.stderr)
+        return None
+
+
+def held_out_trials(state: dict[str, Any], config: TrainConfig, num_tasks: int) -> tuple[list, Episodes]:
+    """An RL2 run's trials on `num_tasks` of its held-out tasks, sampled as `main` samples
+    them (the run's test tasks and EVAL_SAMPLING stream): (tasks, episodes [tasks,
+    episodes_per_trial, horizon, ...])."""
+    agent, family, sampler = build(config)
+    agent.load_state_dict(state["agent"])
+    tasks = sample_test_tasks(family, num_tasks, config.seed)
+    played: list[Episodes] = []
+    with sampler:
+        agent.adaptation_curve(tasks, seed=config.seed, inspect=played.append)
+    return tasks, played[0]
 
 
 def expected_trial_totals(episodes) -> np.ndarray:

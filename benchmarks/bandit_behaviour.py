@@ -23,11 +23,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import envs  # noqa: E402,F401  (registers the metarl/ ids)
-from agents import build  # noqa: E402
-from envs.bandit import BanditEnv  # noqa: E402
-from metarl.checkpoint import CheckpointError, load_run  # noqa: E402
-from metarl.config import ConfigError  # noqa: E402
-from metarl.tasks import sample_test_tasks  # noqa: E402
+from evaluate import held_out_trials, load_run_or_report  # noqa: E402
 
 
 def behaviour(arms: np.ndarray, rewards: np.ndarray, means: np.ndarray) -> dict[str, float]:
@@ -79,22 +75,15 @@ def main(argv: list[str] | None = None) -> int:
     print(header)
     print("-" * len(header))
     for run in args.runs:
-        try:
-            state, config = load_run(Path(run))
-        except (ConfigError, CheckpointError) as err:
-            print(f"error: {err}", file=sys.stderr)
+        loaded = load_run_or_report(run)
+        if loaded is None:
             return 2
-        config.sampler_backend = "local"
-        agent, family, sampler = build(config)
-        if not isinstance(family, BanditEnv):
+        state, config = loaded
+        if config.env_id != "metarl/Bandit-v0":
             print(f"error: {run} is not a bandit run ({config.env_id})", file=sys.stderr)
             return 2
-        agent.load_state_dict(state["agent"])
-        tasks = sample_test_tasks(family, args.tasks or config.eval_tasks, config.seed)
-        played = []
-        with sampler:
-            agent.adaptation_curve(tasks, seed=config.seed, inspect=played.append)
-        episodes = played[0]
+        config.sampler_backend = "local"
+        tasks, episodes = held_out_trials(state, config, args.tasks or config.eval_tasks)
         arms = episodes.actions[:, 0, :, 0].numpy().astype(np.int64)  # [trials, pulls]
         rewards = episodes.rewards[:, 0].numpy()
         means = np.array([task["means"] for task in tasks])

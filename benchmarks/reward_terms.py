@@ -25,8 +25,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import envs  # noqa: E402,F401  (registers the metarl/ ids)
 from agents import RECURRENT_AGENTS, build  # noqa: E402
-from metarl.checkpoint import CheckpointError, load_run  # noqa: E402
-from metarl.config import ConfigError  # noqa: E402
+from evaluate import load_run_or_report  # noqa: E402
 from metarl.episodes import Episodes  # noqa: E402
 from metarl.evaluation import mean_and_stderr  # noqa: E402
 from metarl.policies import Params  # noqa: E402
@@ -51,11 +50,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--steps", type=int, default=1, help="gradient steps (default: 1)")
     parser.add_argument("--episodes", type=int, help="episodes per task (default: the config's)")
     args = parser.parse_args(argv)
-    try:
-        state, config = load_run(Path(args.run))
-    except (ConfigError, CheckpointError) as err:
-        print(f"error: {err}", file=sys.stderr)
+    loaded = load_run_or_report(args.run)
+    if loaded is None:
         return 2
+    state, config = loaded
     if config.agent in RECURRENT_AGENTS:
         print("error: reward_terms.py splits MAML runs' returns; this is an RL2 run", file=sys.stderr)
         return 2

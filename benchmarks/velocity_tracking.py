@@ -23,10 +23,8 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import envs  # noqa: E402,F401  (registers the metarl/ ids)
-from agents import RECURRENT_AGENTS, build  # noqa: E402
-from metarl.checkpoint import CheckpointError, load_run  # noqa: E402
-from metarl.config import ConfigError  # noqa: E402
-from metarl.tasks import sample_test_tasks  # noqa: E402
+from agents import RECURRENT_AGENTS  # noqa: E402
+from evaluate import held_out_trials, load_run_or_report  # noqa: E402
 
 ROOT_X_VELOCITY = 8  # index of qvel[0] in HalfCheetah's observation (qpos[1:], qvel)
 
@@ -48,24 +46,18 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--tasks", type=int, default=300, help="held-out tasks (default 300)")
     parser.add_argument("--windows", default="0,20,50,200", help="step boundaries of the windows")
     args = parser.parse_args(argv)
-    try:
-        state, config = load_run(Path(args.run))
-    except (ConfigError, CheckpointError) as err:
-        print(f"error: {err}", file=sys.stderr)
+    loaded = load_run_or_report(args.run)
+    if loaded is None:
         return 2
+    state, config = loaded
     if config.agent not in RECURRENT_AGENTS or config.env_id != "metarl/HalfCheetahVel-v0":
         print(
             f"error: needs an RL2 HalfCheetahVel run, got {config.agent} on {config.env_id}", file=sys.stderr
         )
         return 2
     bounds = [int(x) for x in args.windows.split(",")]
-    agent, family, sampler = build(config)
-    agent.load_state_dict(state["agent"])
-    tasks = sample_test_tasks(family, args.tasks, config.seed)
-    played = []
-    with sampler:
-        agent.adaptation_curve(tasks, seed=config.seed, inspect=played.append)
-    velocities = played[0].observations[..., ROOT_X_VELOCITY].numpy()  # [tasks, K, T]
+    tasks, episodes = held_out_trials(state, config, args.tasks)
+    velocities = episodes.observations[..., ROOT_X_VELOCITY].numpy()  # [tasks, K, T]
     targets = np.array([task["velocity"] for task in tasks])
     print(f"{args.run}: {len(tasks)} held-out tasks, target velocity ~ U[0, 2] m/s")
     header = (
