@@ -4,12 +4,20 @@
     python benchmarks/bandit_behaviour.py RUN --tasks 1000
 
 Plays the run's policy on its held-out bandits as ``evaluate.py`` does (same tasks, same
-sampling stream) and prints, per run: the mean trial total; how often it pulls the same arm
-again after a win and after a loss; how many distinct arms it tries in a trial; the share
-of pulls on the best arm; and, of its switches after a loss, the share that go to an arm
-it has not tried yet. The last column is win-stay-lose-shift (stay after a 1, move to the
-next arm after a 0) on the same bandits. Where a run falls short of Gittins, this shows
-whether it explores too little: few arms tried, a policy that a memoryless rule matches.
+sampling stream) and prints, per run:
+
+- the mean trial total;
+- how often it pulls the same arm again after a win and after a loss;
+- how many distinct arms it tries in a trial, and the share of pulls on the best arm;
+- of its switches after a loss, the share that go to an arm it has not tried yet;
+- the share of pulls on an arm of highest posterior mean (Beta(1, 1) prior, "post. best");
+- after a loss on an arm with no win and at least 3 losses, how often it pulls that arm
+  again ("stay|0-for-3"; greedy never does);
+- win-stay-lose-shift's total on the same bandits (stay after a 1, move to the next arm
+  after a 0).
+
+Where a run falls short of Gittins, this shows whether it explores too little (few arms
+tried, a policy that a memoryless rule matches) or ignores the arms' records.
 """
 
 from __future__ import annotations
@@ -38,8 +46,26 @@ def behaviour(arms: np.ndarray, rewards: np.ndarray, means: np.ndarray) -> dict[
             if trial_rewards[t - 1] == 0 and trial_arms[t] != trial_arms[t - 1]:
                 new_arm_after_loss.append(trial_arms[t] not in seen)
             seen.add(trial_arms[t])
+    # each pull's arm against the posterior (Beta(1, 1)) means of the pulls before it
+    num_trials, num_arms = means.shape
+    rows = np.arange(num_trials)
+    successes, failures = np.zeros((num_trials, num_arms)), np.zeros((num_trials, num_arms))
+    on_posterior_best, stay_on_losing_record = [], []
+    for t in range(arms.shape[1]):
+        posterior = (successes + 1.0) / (successes + failures + 2.0)
+        on_posterior_best.append(posterior[rows, arms[:, t]] >= posterior.max(1) - 1e-12)
+        if t > 0:  # after a loss on an arm with no win and at least 3 losses: pulled again?
+            previous = arms[:, t - 1]
+            losing = (successes[rows, previous] == 0) & (failures[rows, previous] >= 3)
+            stay_on_losing_record.extend(stayed[losing, t - 1])
+        successes[rows, arms[:, t]] += rewards[:, t]
+        failures[rows, arms[:, t]] += 1.0 - rewards[:, t]
     return {
         "total": float(rewards.sum(1).mean()),
+        "on_posterior_best": float(np.mean(on_posterior_best)),
+        "stay_on_losing_record": float(np.mean(stay_on_losing_record))
+        if stay_on_losing_record
+        else float("nan"),
         "stay_after_win": float(stayed[previous_reward == 1].mean()),
         "stay_after_loss": float(stayed[previous_reward == 0].mean()),
         "arms_tried": float(np.mean([len(set(row)) for row in arms])),
@@ -70,7 +96,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     header = (
         f"{'run':>32} | {'total':>6} | {'stay|win':>8} | {'stay|loss':>9} | {'arms tried':>10} "
-        f"| {'on best':>7} | {'new|switch':>10} | {'WSLS total':>10}"
+        f"| {'on best':>7} | {'new|switch':>10} | {'post. best':>10} | {'stay|0-for-3':>12} "
+        f"| {'WSLS total':>10}"
     )
     print(header)
     print("-" * len(header))
@@ -92,7 +119,8 @@ def main(argv: list[str] | None = None) -> int:
         print(
             f"{Path(run).name:>32} | {stats['total']:>6.2f} | {stats['stay_after_win']:>8.3f} "
             f"| {stats['stay_after_loss']:>9.3f} | {stats['arms_tried']:>6.2f} of {means.shape[1]:<2d}"
-            f"| {stats['best_arm_share']:>7.3f} | {stats['new_arm_after_loss']:>10.3f} | {wsls:>10.2f}"
+            f"| {stats['best_arm_share']:>7.3f} | {stats['new_arm_after_loss']:>10.3f} "
+            f"| {stats['on_posterior_best']:>10.3f} | {stats['stay_on_losing_record']:>12.3f} | {wsls:>10.2f}"
         )
     return 0
 

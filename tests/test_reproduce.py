@@ -215,6 +215,18 @@ def test_bandit_behaviour_statistics_and_win_stay_lose_shift():
     assert stats["best_arm_share"] == (2 + 2) / 10  # arm 1 in trial 0, arm 0 in trial 1
     # switches after a loss to an untried arm: 0->1 yes, 1->2 yes, 2->1 no; 2->0 yes
     assert stats["new_arm_after_loss"] == 3 / 4
+    # posterior means before each pull; trial 0: arm 0 (tie) yes; after 0+ on arm 0 yes;
+    # after 0- (arm 0 at 1/2, tied with untried) arm 1 yes; after 1- (1/3) arm 2 (1/2) yes;
+    # after 2- arm 1 (1/3) against arm 0 (1/2) no. Trial 1: 2 yes, 2 yes, 2 yes, then arm 0
+    # (1/2) against arm 2 (3/5) no, then arm 0 (2/3) against arm 2 (3/5) yes.
+    assert stats["on_posterior_best"] == 8 / 10
+    assert np.isnan(stats["stay_on_losing_record"])  # no arm reaches 0 wins, 3 losses
+
+    losing = behaviour(
+        np.array([[0, 0, 0, 0, 1, 1]]), np.array([[0, 0, 0, 0, 0, 1]], dtype=np.float32), means[:1]
+    )
+    # arm 0 is 0-for-3 after pull 3 (stays for pull 4) and 0-for-4 after pull 4 (leaves)
+    assert losing["stay_on_losing_record"] == 0.5
 
     rng = np.random.default_rng(0)
     assert win_stay_lose_shift(np.array([[1.0, 0.0]]), 7, rng) == 7.0  # stays on arm 0
