@@ -12,6 +12,7 @@ progress.csv and checkpoints/.
 from __future__ import annotations
 
 import argparse
+import signal
 import sys
 import time
 from pathlib import Path
@@ -111,6 +112,14 @@ def train(
     return run_dir
 
 
+class Terminated(Exception):
+    """Raised in the main thread when the process receives SIGTERM."""
+
+
+def _raise_terminated(signum: int, frame: object) -> None:
+    raise Terminated
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -150,15 +159,18 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     print(f"run directory: {run_dir}")
     start = time.perf_counter()
+    # SIGTERM (kill, a scheduler's preemption) stops the run as Ctrl-C does: `train` saves
+    # the last completed iteration on the way out.
+    signal.signal(signal.SIGTERM, _raise_terminated)
     try:
         train(config, run_dir, state, progress=not args.no_progress)
-    except KeyboardInterrupt:
+    except (KeyboardInterrupt, Terminated) as stop:
         print(
-            f"\ninterrupted; the last completed iteration is saved. Resume with: "
-            f"python train.py --resume {run_dir}",
+            f"\n{'terminated' if isinstance(stop, Terminated) else 'interrupted'}; the last completed "
+            f"iteration is saved. Resume with: python train.py --resume {run_dir}",
             file=sys.stderr,
         )
-        return 130
+        return 143 if isinstance(stop, Terminated) else 130
     print(f"done in {time.perf_counter() - start:.1f} s; evaluate with: python evaluate.py {run_dir}")
     print(f"watch with: tensorboard --logdir {run_dir.parent}")
     return 0

@@ -142,7 +142,9 @@ def test_corrupt_checkpoint_gives_a_clear_error(tmp_path):
     assert result.returncode == 2 and "missing does not exist" in result.stderr
 
 
-def test_ctrl_c_saves_progress_and_tells_how_to_resume(tmp_path):
+@pytest.mark.parametrize("signal_name, exit_code", [("SIGINT", 130), ("SIGTERM", 143)])
+def test_ctrl_c_or_sigterm_saves_progress_and_tells_how_to_resume(tmp_path, signal_name, exit_code):
+    """Ctrl-C (SIGINT) and kill (SIGTERM) both save the last completed iteration."""
     import os
     import signal
     import time
@@ -180,14 +182,14 @@ def test_ctrl_c_saves_progress_and_tells_how_to_resume(tmp_path):
     if not two_iterations_logged():
         process.kill()
         pytest.fail(f"train.py logged no 2 iterations within 600 s: {process.communicate()[1]}")
-    process.send_signal(signal.SIGINT)
+    process.send_signal(getattr(signal, signal_name))
     try:
         _, stderr = process.communicate(timeout=300)
     except subprocess.TimeoutExpired:
         process.send_signal(signal.SIGABRT)
         _, stderr = process.communicate(timeout=60)
-        pytest.fail(f"train.py did not exit within 300 s of Ctrl-C; its threads then:\n{stderr}")
-    assert process.returncode == 130, stderr
+        pytest.fail(f"train.py did not exit within 300 s of {signal_name}; its threads then:\n{stderr}")
+    assert process.returncode == exit_code, stderr
     assert f"python train.py --resume {tmp_path / 'run'}" in stderr and "Traceback" not in stderr
     from metarl.checkpoint import load_checkpoint
 
