@@ -142,6 +142,27 @@ def gittins_policy(discount: float, max_pulls: int) -> BanditPolicy:
     return act
 
 
+def bandit_pulls(
+    means: np.ndarray, num_pulls: int, policy: BanditPolicy, rng: np.random.Generator, gaussian: bool = False
+) -> tuple[np.ndarray, np.ndarray]:
+    """`policy` playing `num_pulls` pulls of each bandit with arm means [T, k]: (arms [T, n]
+    int64, rewards [T, n] float64; 0/1 for Bernoulli arms, mean + N(0, 1) for Gaussian)."""
+    sums, pulls = np.zeros_like(means, dtype=np.float64), np.zeros_like(means, dtype=np.float64)
+    rows = np.arange(len(means))
+    arms = np.zeros((len(means), num_pulls), dtype=np.int64)
+    rewards = np.zeros((len(means), num_pulls))
+    for t in range(num_pulls):
+        arm = policy(sums, pulls, t, rng)
+        if gaussian:
+            reward = means[rows, arm] + rng.standard_normal(len(means))
+        else:
+            reward = (rng.random(len(means)) < means[rows, arm]).astype(np.float64)
+        sums[rows, arm] += reward
+        pulls[rows, arm] += 1
+        arms[:, t], rewards[:, t] = arm, reward
+    return arms, rewards
+
+
 def play_bandits(
     tasks: list[Task], num_pulls: int, policy: BanditPolicy, rng: np.random.Generator, gaussian: bool = False
 ) -> tuple[np.ndarray, np.ndarray]:
@@ -149,19 +170,8 @@ def play_bandits(
     each bandit. The expected total sums the chosen arms' means: the same expectation as the
     total reward, without the noise of the rewards themselves (`chosen_arm_means`)."""
     means = np.array([task["means"] for task in tasks], dtype=np.float64)  # [T, k]
-    sums, pulls = np.zeros_like(means), np.zeros_like(means)
-    rows = np.arange(len(means))
-    totals = np.zeros(len(means))
-    for t in range(num_pulls):
-        arms = policy(sums, pulls, t, rng)
-        if gaussian:
-            rewards = means[rows, arms] + rng.standard_normal(len(means))
-        else:
-            rewards = (rng.random(len(means)) < means[rows, arms]).astype(np.float64)
-        sums[rows, arms] += rewards
-        pulls[rows, arms] += 1
-        totals += rewards
-    return totals, (pulls * means).sum(axis=1)
+    arms, rewards = bandit_pulls(means, num_pulls, policy, rng, gaussian)
+    return rewards.sum(axis=1), np.take_along_axis(means, arms, axis=1).sum(axis=1)
 
 
 def chosen_arm_means(tasks: list[Task], arms: np.ndarray, mask: np.ndarray) -> np.ndarray:

@@ -31,6 +31,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import envs  # noqa: E402,F401  (registers the metarl/ ids)
+from agents.classical import posterior_means  # noqa: E402
 from evaluate import held_out_trials, load_run_or_report  # noqa: E402
 
 
@@ -52,7 +53,7 @@ def behaviour(arms: np.ndarray, rewards: np.ndarray, means: np.ndarray) -> dict[
     successes, failures = np.zeros((num_trials, num_arms)), np.zeros((num_trials, num_arms))
     on_posterior_best, stay_on_losing_record = [], []
     for t in range(arms.shape[1]):
-        posterior = (successes + 1.0) / (successes + failures + 2.0)
+        posterior = posterior_means(successes, successes + failures, gaussian=False)
         on_posterior_best.append(posterior[rows, arms[:, t]] >= posterior.max(1) - 1e-12)
         if t > 0:  # after a loss on an arm with no win and at least 3 losses: pulled again?
             previous = arms[:, t - 1]

@@ -30,28 +30,21 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from agents.classical import BanditPolicy, gittins_policy, greedy_policy  # noqa: E402
+from agents.classical import BanditPolicy, bandit_pulls, gittins_policy, greedy_policy  # noqa: E402
 from metarl import seeding  # noqa: E402
 from metarl.policies import RecurrentPolicy  # noqa: E402
 
 
-def teacher_trials(
-    teacher: BanditPolicy, means: np.ndarray, num_pulls: int, rng: np.random.Generator
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Play `teacher` on Bernoulli bandits `means` [N, k]: (arms [N, n] int, 0/1 rewards
-    [N, n] float32, chosen arms' means [N, n])."""
-    num_bandits, num_arms = means.shape
-    rows = np.arange(num_bandits)
-    successes, pulls = np.zeros((num_bandits, num_arms)), np.zeros((num_bandits, num_arms))
-    arms = np.zeros((num_bandits, num_pulls), np.int64)
-    rewards = np.zeros((num_bandits, num_pulls), np.float32)
-    for t in range(num_pulls):
-        arm = teacher(successes, pulls, t, rng)
-        reward = rng.random(num_bandits) < means[rows, arm]
-        arms[:, t], rewards[:, t] = arm, reward
-        successes[rows, arm] += reward
-        pulls[rows, arm] += 1
-    return arms, rewards, means[rows[:, None], arms]
+def make_teacher(name: str, num_pulls: int) -> BanditPolicy:
+    """ "greedy" (posterior mean) or "gittins" (index at discount 0.98) for `num_pulls` pulls."""
+    return greedy_policy() if name == "greedy" else gittins_policy(0.98, num_pulls)
+
+
+def eval_bandits(seed: int, num_bandits: int, num_arms: int) -> tuple[np.ndarray, np.random.Generator]:
+    """The fixed bandits every report plays [num_bandits, num_arms], and the generator, as
+    it stands after drawing them, for their pulls."""
+    rng = seeding.generator(seed, seeding.EVAL_SAMPLING)
+    return rng.random((num_bandits, num_arms)), rng
 
 
 def imitation_loss(policy: RecurrentPolicy, arms: np.ndarray, rewards: np.ndarray) -> torch.Tensor:
@@ -59,10 +52,11 @@ def imitation_loss(policy: RecurrentPolicy, arms: np.ndarray, rewards: np.ndarra
     the trials' own previous arms and rewards."""
     num_bandits, num_pulls = arms.shape
     actions = torch.as_tensor(arms, dtype=torch.float32)[..., None]
+    rewards_tensor = torch.as_tensor(rewards, dtype=torch.float32)
     starts = torch.zeros(num_bandits, num_pulls)
     starts[:, 0] = 1.0
     inputs = policy.trial_inputs(
-        torch.zeros(num_bandits, num_pulls, policy.obs_dim), actions, torch.as_tensor(rewards), starts
+        torch.zeros(num_bandits, num_pulls, policy.obs_dim), actions, rewards_tensor, starts
     )
     return -policy.log_prob(policy.action_distribution(inputs), actions).mean()
 
@@ -102,22 +96,21 @@ def imitate(
     batch: int,
     hidden_size: int,
     lr: float,
-    eval_bandits: int,
+    eval_bandits_count: int,
     report_every: int,
     seed: int,
 ) -> Iterator[dict[str, float]]:
     """Clone the teacher; yields a row per report: iteration, loss, the clone's total."""
-    teacher = greedy_policy() if teacher_name == "greedy" else gittins_policy(0.98, num_pulls)
+    teacher = make_teacher(teacher_name, num_pulls)
     policy = RecurrentPolicy(
         1, num_arms, True, hidden_size, generator=seeding.torch_generator(seed, seeding.POLICY_INIT)
     )
     optimizer = torch.optim.Adam(policy.policy_parameters(), lr=lr)
     data_rng = seeding.generator(seed, seeding.SAMPLING)
-    eval_rng = seeding.generator(seed, seeding.EVAL_SAMPLING)
-    eval_means = eval_rng.random((eval_bandits, num_arms))
+    eval_means, eval_rng = eval_bandits(seed, eval_bandits_count, num_arms)
     play_state = eval_rng.bit_generator.state  # every report plays the same reward draws
     for iteration in range(1, iterations + 1):
-        arms, rewards, _ = teacher_trials(teacher, data_rng.random((batch, num_arms)), num_pulls, data_rng)
+        arms, rewards = bandit_pulls(data_rng.random((batch, num_arms)), num_pulls, teacher, data_rng)
         loss = imitation_loss(policy, arms, rewards)
         optimizer.zero_grad()
         loss.backward()
@@ -149,13 +142,12 @@ def main(argv: list[str] | None = None) -> int:
     if min(args.arms, args.pulls, args.iterations, args.batch, args.hidden, args.eval_bandits) < 1:
         parser.error("--arms, --pulls, --iterations, --batch, --hidden and --eval-bandits must be >= 1")
 
-    reference_rng = seeding.generator(args.seed, seeding.EVAL_SAMPLING)
-    eval_means = reference_rng.random((args.eval_bandits, args.arms))
-    teacher = greedy_policy() if args.teacher == "greedy" else gittins_policy(0.98, args.pulls)
-    _, _, teacher_chosen = teacher_trials(teacher, eval_means, args.pulls, reference_rng)
+    eval_means, eval_rng = eval_bandits(args.seed, args.eval_bandits, args.arms)
+    teacher_arms, _ = bandit_pulls(eval_means, args.pulls, make_teacher(args.teacher, args.pulls), eval_rng)
+    teacher_total = np.take_along_axis(eval_means, teacher_arms, axis=1).sum(1).mean()
     print(
         f"({args.pulls} pulls, {args.arms} arms), teacher {args.teacher}: "
-        f"{teacher_chosen.sum(1).mean():.2f} on {args.eval_bandits} bandits; random: "
+        f"{teacher_total:.2f} on {args.eval_bandits} bandits; random: "
         f"{eval_means.mean(1).sum() / args.eval_bandits * args.pulls:.2f}"
     )
     print(
