@@ -24,7 +24,12 @@ def build(config: TrainConfig) -> tuple[MAMLTRPO | RL2PPO, TaskFamily, Sampler]:
     recurrent = config.agent in RECURRENT_AGENTS
     if recurrent:
         policy = make_recurrent_policy(
-            family.observation_space, family.action_space, config.rnn_hidden_size, config.init_std, generator
+            family.observation_space,
+            family.action_space,
+            config.rnn_hidden_size,
+            config.init_std,
+            generator,
+            reward_by_action=config.rnn_reward_by_action,
         )
     else:
         policy = make_policy(

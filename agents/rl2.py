@@ -264,14 +264,11 @@ class RL2TRPO(RL2PPO):
         policy, mask = self.policy, trials.mask
         params = policy.policy_parameters()
 
-        def surrogate_and_kl() -> tuple[Tensor, Tensor]:
-            dist = policy.action_distribution(inputs)
+        def surrogate_of(dist: Any) -> Tensor:
             ratio = torch.exp(policy.log_prob(dist, trials.actions) - old_log_probs)
-            return -self.masked_mean(ratio * advantages, mask), self.masked_mean(
-                policy.kl(old_dist, dist), mask
-            )
+            return -self.masked_mean(ratio * advantages, mask)
 
-        surrogate, _ = surrogate_and_kl()
+        surrogate = surrogate_of(policy.action_distribution(inputs))
         gradient = flat_concat(torch.autograd.grad(surrogate, params))
         # The CG's matrix: the KL Hessian on the first curvature_fraction of the trials (an
         # unbiased Fisher estimate at a fraction of the cost); the step's length is then
@@ -284,8 +281,9 @@ class RL2TRPO(RL2PPO):
 
         def evaluate() -> tuple[float, float]:
             with torch.no_grad():
-                loss, kl_now = surrogate_and_kl()
-            return float(loss), float(kl_now)
+                dist_now = policy.action_distribution(inputs)
+                kl_now = self.masked_mean(policy.kl(old_dist, dist_now), mask)
+                return float(surrogate_of(dist_now)), float(kl_now)
 
         result = trpo_step(
             params,
@@ -303,8 +301,7 @@ class RL2TRPO(RL2PPO):
         value_losses = []
         for epoch in range(cfg.value_epochs):
             for rows in self.minibatches(len(trials.rewards), iteration, epoch):
-                value_features, _ = policy.value_gru(inputs[rows])
-                values = policy.value_head(value_features)[..., 0]
+                values = policy.values(inputs[rows])
                 loss = self.masked_mean((values - targets[rows]) ** 2, mask[rows])
                 self.optimizer.zero_grad()
                 loss.backward()

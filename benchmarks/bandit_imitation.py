@@ -2,6 +2,7 @@
 
     python benchmarks/bandit_imitation.py                         # (100, 10), greedy teacher
     python benchmarks/bandit_imitation.py --arms 10 --pulls 100 --teacher gittins --iterations 600
+    python benchmarks/bandit_imitation.py --hidden 64 --lr 3e-3 --iterations 300 --reward-by-action
 
 Trains the RL2 policy network (`RecurrentPolicy`, the presets' GRU) by supervised learning,
 not RL: each iteration draws `--batch` fresh Bernoulli bandits, plays the teacher
@@ -14,7 +15,9 @@ those bandits.
 
 Where an RL2 run stays far below the classical baselines, this separates the two causes:
 if the clone, given the teacher's every decision, also learns slowly, the network's
-learning of per-arm statistics is the bottleneck, not RL's exploration.
+learning of per-arm statistics is the bottleneck, not RL's exploration. `--reward-by-action`
+clones into a policy whose GRU also reads (previous arm one-hot x previous reward), the
+presets' `rnn_reward_by_action`.
 """
 
 from __future__ import annotations
@@ -99,11 +102,17 @@ def imitate(
     eval_bandits_count: int,
     report_every: int,
     seed: int,
+    reward_by_action: bool = False,
 ) -> Iterator[dict[str, float]]:
     """Clone the teacher; yields a row per report: iteration, loss, the clone's total."""
     teacher = make_teacher(teacher_name, num_pulls)
     policy = RecurrentPolicy(
-        1, num_arms, True, hidden_size, generator=seeding.torch_generator(seed, seeding.POLICY_INIT)
+        1,
+        num_arms,
+        True,
+        hidden_size,
+        generator=seeding.torch_generator(seed, seeding.POLICY_INIT),
+        reward_by_action=reward_by_action,
     )
     optimizer = torch.optim.Adam(policy.policy_parameters(), lr=lr)
     data_rng = seeding.generator(seed, seeding.SAMPLING)
@@ -138,6 +147,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--eval-bandits", type=int, default=1000)
     parser.add_argument("--report-every", type=int, default=100)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument(
+        "--reward-by-action", action="store_true", help="the GRU also reads arm one-hot x reward"
+    )
     args = parser.parse_args(argv)
     if min(args.arms, args.pulls, args.iterations, args.batch, args.hidden, args.eval_bandits) < 1:
         parser.error("--arms, --pulls, --iterations, --batch, --hidden and --eval-bandits must be >= 1")
@@ -166,6 +178,7 @@ def main(argv: list[str] | None = None) -> int:
         args.eval_bandits,
         args.report_every,
         args.seed,
+        args.reward_by_action,
     ):
         print(
             f"{row['iteration']:>9d} | {row['iteration'] * args.batch:>11d} | {row['loss']:>16.3f} "

@@ -64,6 +64,8 @@ class TrainConfig:
     # meta_batch_size trials per meta-iteration; a GRU policy and a GRU value of rnn_hidden_size
     episodes_per_trial: int = 2
     rnn_hidden_size: int = 256
+    # the GRUs also read (previous action one-hot x previous reward): per-arm reward inputs
+    rnn_reward_by_action: bool = False
     ppo_minibatches: int = 1  # minibatches of trials per PPO epoch (and per value epoch)
     entropy_coef: float = 0.0
     max_grad_norm: float = 0.5  # RL2-PPO: gradient norm clipping, for policy and value separately

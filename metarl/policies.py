@@ -142,6 +142,11 @@ class RecurrentPolicy(nn.Module):
     The input at each step is (observation, previous action, previous reward, done flag):
     the previous action one-hot for discrete actions, the flag 1 on the first step of every
     episode but the trial's first, when the previous step ended an episode (`trial_inputs`).
+    With `reward_by_action`, the GRUs also read the previous action features times the
+    previous reward (`gru_inputs`): the same information, but a bandit arm's wins then
+    arrive on their own input instead of needing a GRU unit to AND the arm with the reward
+    (behaviour cloning of greedy at 100 pulls, 10 arms: 77.6 after 60k trials against 63.4
+    without; `benchmarks/bandit_imitation.py`).
     The hidden state runs through a whole trial (several episodes on one task) and starts
     at zero for every trial. A second GRU of the same size computes the value, so a
     trust-region step on the policy leaves the value's features alone.
@@ -160,14 +165,17 @@ class RecurrentPolicy(nn.Module):
         hidden_size: int = 256,
         init_std: float = 1.0,
         generator: torch.Generator | None = None,
+        reward_by_action: bool = False,
     ) -> None:
         super().__init__()
         self.obs_dim, self.act_dim, self.discrete = int(obs_dim), int(act_dim), bool(discrete)
         self.hidden_size = int(hidden_size)
-        self.input_dim = self.obs_dim + self.act_dim + 2
-        self.gru = nn.GRU(self.input_dim, self.hidden_size, batch_first=True)
+        self.reward_by_action = bool(reward_by_action)
+        self.input_dim = self.obs_dim + self.act_dim + 2  # (s, a, r, d), as the sampler builds it
+        gru_input_dim = self.input_dim + (self.act_dim if self.reward_by_action else 0)
+        self.gru = nn.GRU(gru_input_dim, self.hidden_size, batch_first=True)
         self.action_head = nn.Linear(self.hidden_size, self.act_dim)
-        self.value_gru = nn.GRU(self.input_dim, self.hidden_size, batch_first=True)
+        self.value_gru = nn.GRU(gru_input_dim, self.hidden_size, batch_first=True)
         self.value_head = nn.Linear(self.hidden_size, 1)
         if not self.discrete:
             self.log_std = nn.Parameter(torch.full((self.act_dim,), math.log(init_std)))
@@ -191,6 +199,7 @@ class RecurrentPolicy(nn.Module):
             "act_dim": self.act_dim,
             "discrete": self.discrete,
             "hidden_size": self.hidden_size,
+            "reward_by_action": self.reward_by_action,
         }
 
     def policy_parameters(self) -> list[nn.Parameter]:
@@ -221,6 +230,18 @@ class RecurrentPolicy(nn.Module):
         done[:, 0] = 0.0
         return torch.cat([obs, previous_actions, previous_rewards[..., None], done[..., None]], dim=-1)
 
+    def gru_inputs(self, inputs: Tensor) -> Tensor:
+        """(s, a, r, d) inputs [..., input_dim] -> what the GRUs read [..., GRU input width]:
+        the same, plus (previous action features x previous reward) [..., act_dim] when
+        `reward_by_action` (for a one-hot action: the reward, in the slot of the arm that
+        earned it)."""
+        if not self.reward_by_action:
+            return inputs
+        start = self.obs_dim
+        previous_actions = inputs[..., start : start + self.act_dim]
+        previous_rewards = inputs[..., start + self.act_dim : start + self.act_dim + 1]
+        return torch.cat([inputs, previous_actions * previous_rewards], dim=-1)
+
     def _head(self, features: Tensor) -> Categorical | Normal:
         out = self.action_head(features)
         if self.discrete:
@@ -235,15 +256,18 @@ class RecurrentPolicy(nn.Module):
 
     def action_distribution(self, inputs: Tensor) -> Categorical | Normal:
         """The policy alone over whole trials: inputs [trials, T, input_dim] -> dist [trials, T]."""
-        features, _ = self.gru(inputs)
+        features, _ = self.gru(self.gru_inputs(inputs))
         return self._head(features)
+
+    def values(self, inputs: Tensor) -> Tensor:
+        """The value alone over whole trials: inputs [trials, T, input_dim] -> [trials, T]."""
+        value_features, _ = self.value_gru(self.gru_inputs(inputs))
+        return self.value_head(value_features)[..., 0]
 
     def forward_trials(self, inputs: Tensor) -> tuple[Categorical | Normal, Tensor]:
         """(action distribution [trials, T], values [trials, T]) from zero hidden states;
         one batched GRU call each for policy and value."""
-        features, _ = self.gru(inputs)
-        value_features, _ = self.value_gru(inputs)
-        return self._head(features), self.value_head(value_features)[..., 0]
+        return self.action_distribution(inputs), self.values(inputs)
 
     def initial_hidden(self, num_trials: int) -> Tensor:
         """Zero hidden state [num_trials, hidden_size]."""
@@ -251,7 +275,7 @@ class RecurrentPolicy(nn.Module):
 
     def step(self, inputs: Tensor, hidden: Tensor) -> tuple[Categorical | Normal, Tensor]:
         """One step of the policy GRU: inputs [n, input_dim], hidden [n, H] -> (dist [n], hidden)."""
-        features, hidden = self.gru(inputs[:, None], hidden[None])
+        features, hidden = self.gru(self.gru_inputs(inputs)[:, None], hidden[None])
         return self._head(features[:, 0]), hidden[0]
 
     def noise_shape(self) -> tuple[int, ...]:
@@ -292,14 +316,16 @@ def make_recurrent_policy(
     hidden_size: int,
     init_std: float,
     generator: torch.Generator | None = None,
+    reward_by_action: bool = False,
 ) -> RecurrentPolicy:
     """The RL2 policy for a pair of gymnasium spaces (Discrete -> categorical, Box -> Gaussian)."""
     import gymnasium as gym
 
     obs_dim = int(np.prod(observation_space.shape))
     if isinstance(action_space, gym.spaces.Discrete):
-        return RecurrentPolicy(obs_dim, int(action_space.n), True, hidden_size, init_std, generator)
-    if isinstance(action_space, gym.spaces.Box):
-        act_dim = int(np.prod(action_space.shape))
-        return RecurrentPolicy(obs_dim, act_dim, False, hidden_size, init_std, generator)
-    raise NotImplementedError(f"no recurrent policy for action space {action_space}")
+        act_dim, discrete = int(action_space.n), True
+    elif isinstance(action_space, gym.spaces.Box):
+        act_dim, discrete = int(np.prod(action_space.shape)), False
+    else:
+        raise NotImplementedError(f"no recurrent policy for action space {action_space}")
+    return RecurrentPolicy(obs_dim, act_dim, discrete, hidden_size, init_std, generator, reward_by_action)

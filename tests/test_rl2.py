@@ -59,11 +59,14 @@ def test_trial_sampler_carries_the_hidden_state_across_episodes_and_resets_it_be
     assert inputs[:, :, 8].nonzero()[:, 1].tolist() == [4, 8, 4, 8]
 
 
-def test_whole_trial_forward_equals_step_by_step_and_handles_early_ends():
+@pytest.mark.parametrize("reward_by_action", [False, True])
+def test_whole_trial_forward_equals_step_by_step_and_handles_early_ends(reward_by_action):
     """Trials.from_episodes puts each trial's valid steps first in time order; the one-call
     GRU forward over them equals stepping the GRU through the trial."""
     torch.manual_seed(0)
-    policy = RecurrentPolicy(2, 3, True, 16, generator=torch.Generator().manual_seed(1))
+    policy = RecurrentPolicy(
+        2, 3, True, 16, generator=torch.Generator().manual_seed(1), reward_by_action=reward_by_action
+    )
     mask = torch.ones(2, 2, 5)
     mask[0, 0, 3:] = 0  # trial 0's first episode ends after 3 steps
     episodes = Episodes(
@@ -86,6 +89,29 @@ def test_whole_trial_forward_equals_step_by_step_and_handles_early_ends():
         step_dist, hidden = policy.step(inputs[:, t], hidden)
         stepped.append(step_dist.logits)
     torch.testing.assert_close(torch.stack(stepped, 1), dist.logits, atol=1e-6, rtol=1e-5)
+
+
+def test_reward_by_action_puts_each_reward_in_the_slot_of_the_arm_that_earned_it():
+    """The GRUs of a `reward_by_action` policy read (s, a, r, d) plus previous one-hot arm x
+    previous reward; the spec carries the option to the sampler's workers and to configs."""
+    plain = RecurrentPolicy(1, 3, True, 8)
+    policy = RecurrentPolicy(1, 3, True, 8, reward_by_action=True)
+    arms = torch.tensor([[[2.0], [0.0], [2.0], [1.0]]])  # one trial of 4 pulls
+    rewards = torch.tensor([[1.0, 0.0, 0.5, 1.0]])
+    starts = torch.tensor([[1.0, 0.0, 0.0, 0.0]])
+    inputs = policy.trial_inputs(torch.zeros(1, 4, 1), arms, rewards, starts)
+    torch.testing.assert_close(plain.gru_inputs(inputs), inputs)  # off: unchanged
+    extra = policy.gru_inputs(inputs)[0, :, inputs.shape[-1] :]
+    expected = [[0, 0, 0], [0, 0, 1.0], [0, 0, 0], [0, 0, 0.5]]  # pull t sees pull t-1's arm and reward
+    torch.testing.assert_close(extra, torch.tensor(expected))
+    assert policy.gru.input_size == policy.value_gru.input_size == plain.gru.input_size + 3
+    rebuilt = RecurrentPolicy(**policy.spec())
+    rebuilt.load_state_dict(policy.state_dict())  # the same shapes in a worker
+    assert rebuilt.reward_by_action
+    config = load_config("configs/rl2_trpo_bandit_k5_n10.yaml", ["rnn_reward_by_action=true"])
+    agent, _, sampler = build(config)
+    sampler.close()
+    assert agent.policy.reward_by_action
 
 
 def test_trial_sampler_backends_agree_and_the_wrong_call_is_named():
