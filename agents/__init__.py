@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import numpy as np
+
 from agents.maml import MAMLPPO, MAMLTRPO
 from agents.rl2 import RL2PPO, RL2TRPO
 from metarl import seeding
 from metarl.config import TrainConfig
 from metarl.policies import make_policy, make_recurrent_policy
 from metarl.sampling import Sampler
-from metarl.tasks import TaskFamily, family_of
+from metarl.tasks import TaskFamily, family_of, task_features
 
 AGENTS = {"maml_trpo": MAMLTRPO, "maml_ppo": MAMLPPO, "rl2_ppo": RL2PPO, "rl2_trpo": RL2TRPO}
 RECURRENT_AGENTS = ("rl2_ppo", "rl2_trpo")  # sample whole trials with a GRU policy
@@ -23,6 +25,12 @@ def build(config: TrainConfig) -> tuple[MAMLTRPO | RL2PPO, TaskFamily, Sampler]:
     generator = seeding.torch_generator(config.seed, seeding.POLICY_INIT)
     recurrent = config.agent in RECURRENT_AGENTS
     if recurrent:
+        # the width of a task's features, from a throwaway task (no seeded stream is drawn)
+        value_task_dim = (
+            task_features(family.sample_tasks(1, np.random.default_rng(0))).shape[1]
+            if config.rnn_privileged_value
+            else 0
+        )
         policy = make_recurrent_policy(
             family.observation_space,
             family.action_space,
@@ -30,6 +38,7 @@ def build(config: TrainConfig) -> tuple[MAMLTRPO | RL2PPO, TaskFamily, Sampler]:
             config.init_std,
             generator,
             reward_by_action=config.rnn_reward_by_action,
+            value_task_dim=value_task_dim,
         )
     else:
         policy = make_policy(

@@ -33,7 +33,7 @@ from metarl.optim import autograd_fisher_vector_product, flat_concat, trpo_step
 from metarl.policies import RecurrentPolicy
 from metarl.returns import gae
 from metarl.sampling import Sampler
-from metarl.tasks import Task
+from metarl.tasks import Task, task_features
 
 
 @dataclass
@@ -42,7 +42,8 @@ class Trials:
 
     observations [trials, T, obs_dim], actions [trials, T, stored_action_dim], rewards,
     mask, episode_starts (1 on the first step of each episode) [trials, T]; T = episodes
-    per trial * horizon.
+    per trial * horizon. task_features [trials, F]: each trial's task for a privileged value
+    (`metarl.tasks.task_features`), F = 0 when the value does not read it.
     """
 
     observations: Tensor
@@ -50,11 +51,12 @@ class Trials:
     rewards: Tensor
     mask: Tensor
     episode_starts: Tensor
+    task_features: Tensor
 
     @classmethod
-    def from_episodes(cls, episodes: Episodes) -> Trials:
+    def from_episodes(cls, episodes: Episodes, with_tasks: bool = False) -> Trials:
         """Concatenate each trial's episodes [trials, K, H, ...] in time order (stable sort
-        of the valid steps to the front)."""
+        of the valid steps to the front); `with_tasks`: fill task_features."""
         num_trials, k, horizon = episodes.rewards.shape
         mask = episodes.mask.reshape(num_trials, k * horizon)
         order = torch.argsort(1.0 - mask, dim=1, stable=True)
@@ -72,6 +74,9 @@ class Trials:
             rewards=gather(episodes.rewards),
             mask=gather(episodes.mask),
             episode_starts=gather(starts) * gather(episodes.mask),
+            task_features=torch.from_numpy(task_features(episodes.tasks))
+            if with_tasks
+            else torch.zeros(num_trials, 0),
         )
 
     def select(self, rows: Tensor) -> Trials:
@@ -124,10 +129,10 @@ class RL2PPO:
         sample_time = time.perf_counter() - start
 
         tick = time.perf_counter()
-        trials = Trials.from_episodes(episodes)
+        trials = Trials.from_episodes(episodes, with_tasks=self.policy.value_task_dim > 0)
         inputs = self.inputs(trials)
         with torch.no_grad():
-            old_dist, old_values = self.policy.forward_trials(inputs)
+            old_dist, old_values = self.policy.forward_trials(inputs, trials.task_features)
             old_log_probs = self.policy.log_prob(old_dist, trials.actions)
         advantages, targets = self.advantages_and_returns(trials, old_values)
         outer_metrics = self.outer_step(
@@ -153,7 +158,7 @@ class RL2PPO:
     ) -> dict[str, Tensor]:
         """Clipped surrogate, value loss and entropy of a minibatch of trials (scalars)."""
         eps = self.config.ppo_clip
-        dist, values = self.policy.forward_trials(inputs)
+        dist, values = self.policy.forward_trials(inputs, trials.task_features)
         log_probs = self.policy.log_prob(dist, trials.actions)
         ratio = torch.exp(log_probs - old_log_probs)
         objective = torch.min(ratio * advantages, ratio.clamp(1 - eps, 1 + eps) * advantages)
@@ -301,7 +306,7 @@ class RL2TRPO(RL2PPO):
         value_losses = []
         for epoch in range(cfg.value_epochs):
             for rows in self.minibatches(len(trials.rewards), iteration, epoch):
-                values = policy.values(inputs[rows])
+                values = policy.values(inputs[rows], trials.task_features[rows])
                 loss = self.masked_mean((values - targets[rows]) ** 2, mask[rows])
                 self.optimizer.zero_grad()
                 loss.backward()

@@ -66,6 +66,9 @@ class TrainConfig:
     rnn_hidden_size: int = 256
     # the GRUs also read (previous action one-hot x previous reward): per-arm reward inputs
     rnn_reward_by_action: bool = False
+    # the value GRU also reads the trial's task (a privileged critic: training's baseline only,
+    # the policy never sees the task); the task's numbers from metarl.tasks.task_features
+    rnn_privileged_value: bool = False
     ppo_minibatches: int = 1  # minibatches of trials per PPO epoch (and per value epoch)
     entropy_coef: float = 0.0
     max_grad_norm: float = 0.5  # RL2-PPO: gradient norm clipping, for policy and value separately

@@ -166,16 +166,18 @@ class RecurrentPolicy(nn.Module):
         init_std: float = 1.0,
         generator: torch.Generator | None = None,
         reward_by_action: bool = False,
+        value_task_dim: int = 0,
     ) -> None:
         super().__init__()
         self.obs_dim, self.act_dim, self.discrete = int(obs_dim), int(act_dim), bool(discrete)
         self.hidden_size = int(hidden_size)
         self.reward_by_action = bool(reward_by_action)
+        self.value_task_dim = int(value_task_dim)
         self.input_dim = self.obs_dim + self.act_dim + 2  # (s, a, r, d), as the sampler builds it
         gru_input_dim = self.input_dim + (self.act_dim if self.reward_by_action else 0)
         self.gru = nn.GRU(gru_input_dim, self.hidden_size, batch_first=True)
         self.action_head = nn.Linear(self.hidden_size, self.act_dim)
-        self.value_gru = nn.GRU(gru_input_dim, self.hidden_size, batch_first=True)
+        self.value_gru = nn.GRU(gru_input_dim + self.value_task_dim, self.hidden_size, batch_first=True)
         self.value_head = nn.Linear(self.hidden_size, 1)
         if not self.discrete:
             self.log_std = nn.Parameter(torch.full((self.act_dim,), math.log(init_std)))
@@ -200,6 +202,7 @@ class RecurrentPolicy(nn.Module):
             "discrete": self.discrete,
             "hidden_size": self.hidden_size,
             "reward_by_action": self.reward_by_action,
+            "value_task_dim": self.value_task_dim,
         }
 
     def policy_parameters(self) -> list[nn.Parameter]:
@@ -259,15 +262,32 @@ class RecurrentPolicy(nn.Module):
         features, _ = self.gru(self.gru_inputs(inputs))
         return self._head(features)
 
-    def values(self, inputs: Tensor) -> Tensor:
-        """The value alone over whole trials: inputs [trials, T, input_dim] -> [trials, T]."""
-        value_features, _ = self.value_gru(self.gru_inputs(inputs))
+    def values(self, inputs: Tensor, task_features: Tensor | None = None) -> Tensor:
+        """The value alone over whole trials: inputs [trials, T, input_dim] -> [trials, T].
+
+        With `value_task_dim` > 0 the value GRU also reads the trial's task at every step,
+        task_features [trials, value_task_dim] (`metarl.tasks.task_features`): a privileged
+        critic, used only for training's baseline; the policy never sees the task.
+        """
+        value_inputs = self.gru_inputs(inputs)
+        if self.value_task_dim:
+            expected = (inputs.shape[0], self.value_task_dim)
+            if task_features is None or tuple(task_features.shape) != expected:
+                got = None if task_features is None else tuple(task_features.shape)
+                raise ValueError(
+                    f"this value GRU reads the task: task_features must be {expected}, got {got}"
+                )
+            per_step = task_features[:, None, :].expand(-1, inputs.shape[1], -1).to(value_inputs.dtype)
+            value_inputs = torch.cat([value_inputs, per_step], dim=-1)
+        value_features, _ = self.value_gru(value_inputs)
         return self.value_head(value_features)[..., 0]
 
-    def forward_trials(self, inputs: Tensor) -> tuple[Categorical | Normal, Tensor]:
+    def forward_trials(
+        self, inputs: Tensor, task_features: Tensor | None = None
+    ) -> tuple[Categorical | Normal, Tensor]:
         """(action distribution [trials, T], values [trials, T]) from zero hidden states;
-        one batched GRU call each for policy and value."""
-        return self.action_distribution(inputs), self.values(inputs)
+        one batched GRU call each for policy and value (see `values` for task_features)."""
+        return self.action_distribution(inputs), self.values(inputs, task_features)
 
     def initial_hidden(self, num_trials: int) -> Tensor:
         """Zero hidden state [num_trials, hidden_size]."""
@@ -317,6 +337,7 @@ def make_recurrent_policy(
     init_std: float,
     generator: torch.Generator | None = None,
     reward_by_action: bool = False,
+    value_task_dim: int = 0,
 ) -> RecurrentPolicy:
     """The RL2 policy for a pair of gymnasium spaces (Discrete -> categorical, Box -> Gaussian)."""
     import gymnasium as gym
@@ -328,4 +349,6 @@ def make_recurrent_policy(
         act_dim, discrete = int(np.prod(action_space.shape)), False
     else:
         raise NotImplementedError(f"no recurrent policy for action space {action_space}")
-    return RecurrentPolicy(obs_dim, act_dim, discrete, hidden_size, init_std, generator, reward_by_action)
+    return RecurrentPolicy(
+        obs_dim, act_dim, discrete, hidden_size, init_std, generator, reward_by_action, value_task_dim
+    )

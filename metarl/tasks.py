@@ -105,3 +105,21 @@ def sample_train_tasks(family: TaskFamily, n: int, seed: int, iteration: int) ->
 def sample_test_tasks(family: TaskFamily, n: int, seed: int) -> list[Task]:
     """`n` held-out test tasks of run `seed`, from a stream disjoint from every train stream."""
     return family.sample_tasks(n, seeding.generator(seed, seeding.TEST_TASKS))
+
+
+def task_features(tasks: list[Task]) -> np.ndarray:
+    """The tasks' numbers flattened into one row each: [len(tasks), features] float32.
+
+    Keys in sorted order, each value (a number or nested lists of numbers) flattened; every
+    task of a family must give the same width. For a Bernoulli bandit this is its arm means
+    [k]; for a tabular MDP its reward means then its transitions.
+    """
+    rows = []
+    for task in tasks:
+        try:
+            rows.append(np.concatenate([np.asarray(task[key], np.float32).ravel() for key in sorted(task)]))
+        except (TypeError, ValueError) as err:
+            raise TypeError(f"task {task!r} is not made of numbers: {err}") from err
+    if len({row.shape for row in rows}) > 1:
+        raise ValueError(f"tasks give feature vectors of different widths: {sorted({len(r) for r in rows})}")
+    return np.stack(rows) if rows else np.zeros((0, 0), np.float32)

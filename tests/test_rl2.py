@@ -15,8 +15,10 @@ from metarl.checkpoint import load_checkpoint
 from metarl.config import config_from_dict, load_config
 from metarl.episodes import Episodes
 from metarl.policies import RecurrentPolicy
+from metarl.returns import gae
 from metarl.sampling.sampler import Sampler
 from metarl.sampling.worker import TrialRequest, TrialWorker
+from metarl.tasks import sample_test_tasks, sample_train_tasks, task_features
 from train import train
 
 MDP = {"num_states": 4, "num_actions": 3, "episode_length": 4}
@@ -112,6 +114,61 @@ def test_reward_by_action_puts_each_reward_in_the_slot_of_the_arm_that_earned_it
     agent, _, sampler = build(config)
     sampler.close()
     assert agent.policy.reward_by_action
+
+
+def test_privileged_value_reads_the_task_and_predicts_what_the_history_cannot():
+    """With `rnn_privileged_value` the value GRU also reads each trial's arm means (the policy
+    does not). Fitted on the discounted returns of one batch of 10-pull bandit trials, it
+    predicts held-out trials' returns from their first pull on, where the plain value (no
+    history yet) can only learn the mean return."""
+    errors = {}
+    for privileged in (False, True):
+        overrides = [
+            f"rnn_privileged_value={str(privileged).lower()}",
+            "sampler_backend=local",
+            "rnn_hidden_size=16",
+        ]
+        agent, family, sampler = build(load_config("configs/rl2_trpo_bandit_k5_n10.yaml", overrides))
+        policy = agent.policy
+        assert policy.value_task_dim == (5 if privileged else 0) and policy.gru.input_size == 1 + 5 + 2 + 5
+        batches = []
+        with sampler:
+            for key, tasks in enumerate(
+                (sample_train_tasks(family, 512, 1, 0), sample_test_tasks(family, 512, 1))
+            ):
+                trials = Trials.from_episodes(agent.sample(tasks, (0, key)), with_tasks=privileged)
+                returns = gae(trials.rewards, torch.zeros_like(trials.rewards), trials.mask, 0.99, 1.0)
+                batches.append((agent.inputs(trials), trials.task_features, returns))
+        if privileged:
+            torch.testing.assert_close(
+                batches[1][1], torch.tensor([t["means"] for t in sample_test_tasks(family, 512, 1)])
+            )
+            with pytest.raises(ValueError, match="task_features must be"):
+                policy.values(batches[0][0])
+            rebuilt = RecurrentPolicy(**policy.spec())  # a worker's copy loads the same shapes
+            rebuilt.load_state_dict(policy.state_dict())
+        optimizer = torch.optim.Adam(policy.value_parameters(), lr=1e-2)
+        inputs, features, returns = batches[0]
+        for _ in range(200):
+            loss = ((policy.values(inputs, features) - returns) ** 2).mean()
+            optimizer.zero_grad()
+            loss.backward()
+            optimizer.step()
+        inputs, features, returns = batches[1]
+        with torch.no_grad():
+            errors[privileged] = float(((policy.values(inputs, features) - returns)[:, 0] ** 2).mean())
+        first_return_variance = float(returns[:, 0].var())
+    assert errors[False] > 0.9 * first_return_variance, errors  # the plain value knows nothing yet
+    assert errors[True] < 0.75 * errors[False], errors
+
+
+def test_task_features_flatten_a_tasks_numbers_in_key_order():
+    mdp = {"transitions": [[[0.25, 0.75]]], "reward_means": [[1.5]]}
+    np.testing.assert_array_equal(task_features([mdp]), [[1.5, 0.25, 0.75]])  # sorted keys
+    with pytest.raises(TypeError, match="not made of numbers"):
+        task_features([{"goal": "north"}])
+    with pytest.raises(ValueError, match="different widths"):
+        task_features([{"means": [0.1]}, {"means": [0.1, 0.2]}])
 
 
 def test_trial_sampler_backends_agree_and_the_wrong_call_is_named():
