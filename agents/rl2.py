@@ -8,7 +8,8 @@ trial's objective, only the trial's end is. One meta-iteration:
 
 1. sample one trial for each of `meta_batch_size` tasks (`Sampler.sample_trials`);
 2. lay each trial out in time order and run both GRUs over all trials in one call, for the
-   sampling policy's log-probabilities and the values;
+   sampling policy's log-probabilities and the values (with `rnn_privileged_value` the value
+   GRU also reads each trial's task, a baseline the policy never sees);
 3. GAE(discount, gae_lambda) over each trial, standardised over the batch;
 4. the outer step: PPO (`RL2PPO`: epochs of Adam on minibatches of trials, clipped
    surrogate + value regression) or TRPO (`RL2TRPO`: one trust-region step on the policy,
