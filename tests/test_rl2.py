@@ -15,7 +15,7 @@ from metarl.checkpoint import load_checkpoint
 from metarl.config import config_from_dict, load_config
 from metarl.episodes import Episodes
 from metarl.policies import RecurrentPolicy
-from metarl.returns import gae
+from metarl.returns import discounted_returns
 from metarl.sampling.sampler import Sampler
 from metarl.sampling.worker import TrialRequest, TrialWorker
 from metarl.tasks import sample_test_tasks, sample_train_tasks, task_features
@@ -137,7 +137,7 @@ def test_privileged_value_reads_the_task_and_predicts_what_the_history_cannot():
                 (sample_train_tasks(family, 512, 1, 0), sample_test_tasks(family, 512, 1))
             ):
                 trials = Trials.from_episodes(agent.sample(tasks, (0, key)), with_tasks=privileged)
-                returns = gae(trials.rewards, torch.zeros_like(trials.rewards), trials.mask, 0.99, 1.0)
+                returns = discounted_returns(trials.rewards, trials.mask, 0.99)
                 batches.append((agent.inputs(trials), trials.task_features, returns))
         if privileged:
             torch.testing.assert_close(
@@ -157,7 +157,8 @@ def test_privileged_value_reads_the_task_and_predicts_what_the_history_cannot():
         inputs, features, returns = batches[1]
         with torch.no_grad():
             errors[privileged] = float(((policy.values(inputs, features) - returns)[:, 0] ** 2).mean())
-        first_return_variance = float(returns[:, 0].var())
+        if not privileged:  # both passes play the same trials: the policy GRU is drawn first
+            first_return_variance = float(returns[:, 0].var())
     assert errors[False] > 0.9 * first_return_variance, errors  # the plain value knows nothing yet
     assert errors[True] < 0.75 * errors[False], errors
 
