@@ -39,6 +39,7 @@ def build(config: TrainConfig) -> tuple[MAMLTRPO | RL2PPO, TaskFamily, Sampler]:
             generator,
             reward_by_action=config.rnn_reward_by_action,
             value_task_dim=value_task_dim,
+            state_action_inputs=config.rnn_state_action_inputs,
         )
     else:
         policy = make_policy(

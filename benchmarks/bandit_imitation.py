@@ -71,22 +71,17 @@ def play(policy: RecurrentPolicy, means: np.ndarray, num_pulls: int, rng: np.ran
     num_bandits, num_arms = means.shape
     rows = np.arange(num_bandits)
     hidden = policy.initial_hidden(num_bandits)
-    previous = torch.zeros(num_bandits, num_arms + 2)  # previous arm one-hot, reward, done
+    obs = torch.zeros(num_bandits, policy.obs_dim)  # a bandit has no state
+    previous = torch.zeros(num_bandits, policy.input_dim - policy.obs_dim)
     total = np.zeros(num_bandits)
     for _ in range(num_pulls):
-        inputs = torch.cat([torch.zeros(num_bandits, policy.obs_dim), previous], dim=1)
-        dist, hidden = policy.step(inputs, hidden)
+        dist, hidden = policy.step(torch.cat([obs, previous], dim=1), hidden)
         arm = policy.sample_with_noise(dist, torch.from_numpy(rng.random(num_bandits, dtype=np.float32)))
         arm_index = arm[:, 0].long().numpy()
         reward = rng.random(num_bandits) < means[rows, arm_index]
         total += means[rows, arm_index]
-        previous = torch.cat(
-            [
-                policy.action_features(arm),
-                torch.as_tensor(reward, dtype=torch.float32)[:, None],
-                torch.zeros(num_bandits, 1),
-            ],
-            dim=1,
+        previous = policy.previous_step_inputs(
+            obs, arm, torch.as_tensor(reward, dtype=torch.float32), torch.zeros(num_bandits)
         )
     return float(total.mean())
 

@@ -69,6 +69,10 @@ class TrainConfig:
     # the value GRU also reads the trial's task (a privileged critic: training's baseline only,
     # the policy never sees the task); the task's numbers from metarl.tasks.task_features
     rnn_privileged_value: bool = False
+    # the input also carries the previous observation, and the GRUs read the (previous
+    # observation, previous action) one-hot and it times the previous reward: per
+    # state-action reward inputs for tabular MDPs
+    rnn_state_action_inputs: bool = False
     ppo_minibatches: int = 1  # minibatches of trials per PPO epoch (and per value epoch)
     entropy_coef: float = 0.0
     max_grad_norm: float = 0.5  # RL2-PPO: gradient norm clipping, for policy and value separately

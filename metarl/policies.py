@@ -147,6 +147,10 @@ class RecurrentPolicy(nn.Module):
     arrive on their own input instead of needing a GRU unit to AND the arm with the reward
     (behaviour cloning of greedy at 100 pulls, 10 arms, 64 units: 75.29 after 60k trials
     against 63.39 without; `benchmarks/bandit_imitation.py`).
+    With `state_action_inputs` the input also carries the previous observation (the one the
+    previous action was taken in), and the GRUs read the one-hot of the (previous
+    observation, previous action) pair and that pair times the previous reward: for a
+    tabular MDP, each reward arrives in the slot of the state-action pair that earned it.
     The hidden state runs through a whole trial (several episodes on one task) and starts
     at zero for every trial. A second GRU of the same size computes the value, so a
     trust-region step on the policy leaves the value's features alone.
@@ -167,14 +171,18 @@ class RecurrentPolicy(nn.Module):
         generator: torch.Generator | None = None,
         reward_by_action: bool = False,
         value_task_dim: int = 0,
+        state_action_inputs: bool = False,
     ) -> None:
         super().__init__()
         self.obs_dim, self.act_dim, self.discrete = int(obs_dim), int(act_dim), bool(discrete)
         self.hidden_size = int(hidden_size)
         self.reward_by_action = bool(reward_by_action)
         self.value_task_dim = int(value_task_dim)
-        self.input_dim = self.obs_dim + self.act_dim + 2  # (s, a, r, d), as the sampler builds it
+        self.state_action_inputs = bool(state_action_inputs)
+        # (s, a, r, d), plus the previous observation with state_action_inputs
+        self.input_dim = self.obs_dim + self.act_dim + 2 + (self.obs_dim if self.state_action_inputs else 0)
         gru_input_dim = self.input_dim + (self.act_dim if self.reward_by_action else 0)
+        gru_input_dim += 2 * self.obs_dim * self.act_dim if self.state_action_inputs else 0
         self.gru = nn.GRU(gru_input_dim, self.hidden_size, batch_first=True)
         self.action_head = nn.Linear(self.hidden_size, self.act_dim)
         self.value_gru = nn.GRU(gru_input_dim + self.value_task_dim, self.hidden_size, batch_first=True)
@@ -203,6 +211,7 @@ class RecurrentPolicy(nn.Module):
             "hidden_size": self.hidden_size,
             "reward_by_action": self.reward_by_action,
             "value_task_dim": self.value_task_dim,
+            "state_action_inputs": self.state_action_inputs,
         }
 
     def policy_parameters(self) -> list[nn.Parameter]:
@@ -217,13 +226,22 @@ class RecurrentPolicy(nn.Module):
             return nn.functional.one_hot(actions[..., 0].long(), self.act_dim).to(actions.dtype)
         return actions
 
+    def previous_step_inputs(self, obs: Tensor, actions: Tensor, rewards: Tensor, ended: Tensor) -> Tensor:
+        """What the next step reads of this one, [n, input_dim - obs_dim]: action features,
+        reward, the flag that this step ended an episode, and (with `state_action_inputs`)
+        obs, the observation the action was taken in. obs [n, obs_dim], actions [n,
+        stored_action_dim], rewards [n], ended [n]. The sampler's step-by-step counterpart
+        of `trial_inputs`."""
+        parts = [self.action_features(actions), rewards[:, None].to(obs.dtype), ended[:, None].to(obs.dtype)]
+        return torch.cat(parts + ([obs] if self.state_action_inputs else []), dim=1)
+
     def trial_inputs(self, obs: Tensor, actions: Tensor, rewards: Tensor, episode_starts: Tensor) -> Tensor:
         """Inputs [trials, T, input_dim] of whole trials laid out in time order.
 
         obs: [trials, T, obs_dim]; actions: [trials, T, stored_action_dim]; rewards:
         [trials, T]; episode_starts: [trials, T], 1 where a step begins an episode. Step t
         sees the action and reward of step t-1 (zeros at t = 0) and the flag of an episode
-        boundary between them.
+        boundary between them; with `state_action_inputs`, also the observation of step t-1.
         """
         previous_actions = torch.zeros_like(self.action_features(actions))
         previous_actions[:, 1:] = self.action_features(actions[:, :-1])
@@ -231,19 +249,31 @@ class RecurrentPolicy(nn.Module):
         previous_rewards[:, 1:] = rewards[:, :-1]
         done = episode_starts.to(obs.dtype).clone()
         done[:, 0] = 0.0
-        return torch.cat([obs, previous_actions, previous_rewards[..., None], done[..., None]], dim=-1)
+        parts = [obs, previous_actions, previous_rewards[..., None], done[..., None]]
+        if self.state_action_inputs:
+            previous_obs = torch.zeros_like(obs)
+            previous_obs[:, 1:] = obs[:, :-1]
+            parts.append(previous_obs)
+        return torch.cat(parts, dim=-1)
 
     def gru_inputs(self, inputs: Tensor) -> Tensor:
         """(s, a, r, d) inputs [..., input_dim] -> what the GRUs read [..., GRU input width]:
         the same, plus (previous action features x previous reward) [..., act_dim] when
         `reward_by_action` (for a one-hot action: the reward, in the slot of the arm that
-        earned it)."""
-        if not self.reward_by_action:
-            return inputs
+        earned it); then, with `state_action_inputs`, the (previous observation x previous
+        action features) outer product [..., obs_dim * act_dim] and the same times the
+        previous reward."""
         start = self.obs_dim
         previous_actions = inputs[..., start : start + self.act_dim]
         previous_rewards = inputs[..., start + self.act_dim : start + self.act_dim + 1]
-        return torch.cat([inputs, previous_actions * previous_rewards], dim=-1)
+        parts = [inputs]
+        if self.reward_by_action:
+            parts.append(previous_actions * previous_rewards)
+        if self.state_action_inputs:
+            previous_obs = inputs[..., start + self.act_dim + 2 :]
+            pairs = (previous_obs[..., :, None] * previous_actions[..., None, :]).flatten(-2)
+            parts += [pairs, pairs * previous_rewards]
+        return torch.cat(parts, dim=-1) if len(parts) > 1 else inputs
 
     def _head(self, features: Tensor) -> Categorical | Normal:
         out = self.action_head(features)
@@ -338,6 +368,7 @@ def make_recurrent_policy(
     generator: torch.Generator | None = None,
     reward_by_action: bool = False,
     value_task_dim: int = 0,
+    state_action_inputs: bool = False,
 ) -> RecurrentPolicy:
     """The RL2 policy for a pair of gymnasium spaces (Discrete -> categorical, Box -> Gaussian)."""
     import gymnasium as gym
@@ -350,5 +381,13 @@ def make_recurrent_policy(
     else:
         raise NotImplementedError(f"no recurrent policy for action space {action_space}")
     return RecurrentPolicy(
-        obs_dim, act_dim, discrete, hidden_size, init_std, generator, reward_by_action, value_task_dim
+        obs_dim,
+        act_dim,
+        discrete,
+        hidden_size,
+        init_std,
+        generator,
+        reward_by_action,
+        value_task_dim,
+        state_action_inputs,
     )

@@ -61,13 +61,23 @@ def test_trial_sampler_carries_the_hidden_state_across_episodes_and_resets_it_be
     assert inputs[:, :, 8].nonzero()[:, 1].tolist() == [4, 8, 4, 8]
 
 
-@pytest.mark.parametrize("reward_by_action", [False, True])
-def test_whole_trial_forward_equals_step_by_step_and_handles_early_ends(reward_by_action):
+@pytest.mark.parametrize(
+    "reward_by_action, state_action_inputs", [(False, False), (True, False), (True, True)]
+)
+def test_whole_trial_forward_equals_step_by_step_and_handles_early_ends(
+    reward_by_action, state_action_inputs
+):
     """Trials.from_episodes puts each trial's valid steps first in time order; the one-call
     GRU forward over them equals stepping the GRU through the trial."""
     torch.manual_seed(0)
     policy = RecurrentPolicy(
-        2, 3, True, 16, generator=torch.Generator().manual_seed(1), reward_by_action=reward_by_action
+        2,
+        3,
+        True,
+        16,
+        generator=torch.Generator().manual_seed(1),
+        reward_by_action=reward_by_action,
+        state_action_inputs=state_action_inputs,
     )
     mask = torch.ones(2, 2, 5)
     mask[0, 0, 3:] = 0  # trial 0's first episode ends after 3 steps
@@ -114,6 +124,56 @@ def test_reward_by_action_puts_each_reward_in_the_slot_of_the_arm_that_earned_it
     agent, _, sampler = build(config)
     sampler.close()
     assert agent.policy.reward_by_action
+
+
+class RecordingPolicy(RecurrentPolicy):
+    """A real GRU policy that keeps the inputs the sampler hands to each step."""
+
+    def step(self, inputs, hidden):
+        self.inputs_seen.append(inputs.clone())
+        return super().step(inputs, hidden)
+
+
+def test_state_action_inputs_match_the_sampler_and_put_each_reward_in_its_pairs_slot():
+    """With `state_action_inputs` a step also reads the observation the previous action was
+    taken in, across episode boundaries too; the sampler hands the policy exactly what
+    `trial_inputs` rebuilds for training, and the GRUs read the previous (state, action)
+    pair's one-hot and its reward in that pair's slot. The spec carries the option to the
+    workers and the config to `build`."""
+    spec = {"obs_dim": 4, "act_dim": 3, "discrete": True, "hidden_size": 8, "state_action_inputs": True}
+    worker = TrialWorker("metarl/TabularMDP-v0", MDP, spec, horizon=4)
+    worker.policy = RecordingPolicy(**spec)
+    worker.policy.inputs_seen = []
+    tasks = worker._env(1).env.unwrapped.sample_tasks(2, np.random.default_rng(0))
+    params = {k: v.numpy() for k, v in RecurrentPolicy(**spec).state_dict().items()}
+    seeds = np.array([[1, 2], [3, 4]], np.uint32)
+    out = worker.rollout(TrialRequest(tasks, params, episodes_per_trial=3, slot_seeds=seeds))
+    episodes = Episodes(
+        **{name: torch.from_numpy(out[name]) for name in ("observations", "actions", "rewards", "mask")},
+        terminated=torch.from_numpy(out["terminated"]),
+        tasks=tasks,
+    )
+    trials = Trials.from_episodes(episodes)
+    policy = worker.policy
+    inputs = policy.trial_inputs(trials.observations, trials.actions, trials.rewards, trials.episode_starts)
+    torch.testing.assert_close(torch.stack(policy.inputs_seen, dim=1), inputs)
+    assert inputs.shape[-1] == policy.input_dim == 4 + 3 + 2 + 4
+    states = trials.observations.argmax(-1)  # [trials, 12]
+    actions = trials.actions[..., 0].long()
+    extra = policy.gru_inputs(inputs)[..., inputs.shape[-1] :]  # [trials, 12, 2 * 4 * 3]
+    pairs, paid = extra[..., :12], extra[..., 12:]
+    assert pairs[:, 0].abs().sum() == 0 and paid[:, 0].abs().sum() == 0  # nothing before the first step
+    expected_pair = states[:, :-1] * 3 + actions[:, :-1]  # step t reads step t-1's pair
+    assert (pairs[:, 1:].sum(-1) == 1).all()
+    assert pairs[:, 1:].argmax(-1).tolist() == expected_pair.tolist()
+    torch.testing.assert_close(paid[:, 1:].sum(-1), trials.rewards[:, :-1])
+    torch.testing.assert_close(paid[:, 1:], pairs[:, 1:] * trials.rewards[:, :-1, None])
+    assert policy.gru.input_size == policy.value_gru.input_size == 4 + 3 + 2 + 4 + 24
+    assert RecurrentPolicy(**policy.spec()).state_action_inputs
+    config = load_config("configs/rl2_trpo_tabular_mdp_n10.yaml", ["rnn_state_action_inputs=true"])
+    agent, _, sampler = build(config)
+    sampler.close()
+    assert agent.policy.state_action_inputs and agent.policy.input_dim == 10 + 5 + 2 + 10
 
 
 def test_privileged_value_reads_the_task_and_predicts_what_the_history_cannot():

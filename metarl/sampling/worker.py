@@ -341,7 +341,7 @@ class TrialWorker(_SlotWorker):
         )
         policy.load_state_dict({name: torch.tensor(value) for name, value in request.params.items()})
         hidden = policy.initial_hidden(num_slots)
-        previous = torch.zeros(num_slots, policy.input_dim - policy.obs_dim)  # action, reward, done
+        previous = torch.zeros(num_slots, policy.input_dim - policy.obs_dim)  # policy.previous_step_inputs
         episode = np.zeros(num_slots, np.int64)
         t = np.zeros(num_slots, np.int64)  # step within the current episode
         steps_taken = np.zeros(num_slots, np.int64)  # within the trial: the noise index
@@ -359,19 +359,18 @@ class TrialWorker(_SlotWorker):
             out["actions"][running, k, step] = action.numpy()
             out["mask"][running, k, step] = 1.0
             env_action = self._env_action(action.numpy(), env)
+            acted_in = torch.from_numpy(obs[running])
             next_obs, reward, terminated, truncated = env.step(env_action, running)
             out["rewards"][running, k, step] = reward
             obs[running] = np.asarray(next_obs, np.float32).reshape(len(running), -1)
             t[running] += 1
             steps_taken[running] += 1
             ended = terminated | truncated | (t[running] >= horizon)
-            previous[running] = torch.cat(
-                [
-                    policy.action_features(action),
-                    torch.as_tensor(np.asarray(reward, np.float32))[:, None],
-                    torch.from_numpy(ended.astype(np.float32))[:, None],
-                ],
-                dim=1,
+            previous[running] = policy.previous_step_inputs(
+                acted_in,
+                action,
+                torch.as_tensor(np.asarray(reward, np.float32)),
+                torch.from_numpy(ended.astype(np.float32)),
             )
             if ended.any():
                 finished = running[ended]
