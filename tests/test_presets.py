@@ -118,6 +118,9 @@ def test_rl2_preset_has_the_papers_setup_and_runs(preset):
     elif "tabular_mdp" in preset.stem:
         assert config.episodes_per_trial == int(preset.stem.split("_n")[-1]) and config.horizon == 10
         assert (config.rnn_hidden_size, config.gae_lambda) == (256, 0.3)
+        # the RL2-TRPO n = 10 and 25 presets read per state-action rewards (not in the paper)
+        departs = preset.stem in ("rl2_trpo_tabular_mdp_n10", "rl2_trpo_tabular_mdp_n25")
+        assert config.rnn_state_action_inputs == departs
     else:
         assert config.episodes_per_trial == 2 and config.horizon == 200
     small = load_config(
