@@ -227,34 +227,31 @@ class RecurrentPolicy(nn.Module):
         return actions
 
     def previous_step_inputs(self, obs: Tensor, actions: Tensor, rewards: Tensor, ended: Tensor) -> Tensor:
-        """What the next step reads of this one, [n, input_dim - obs_dim]: action features,
+        """What the next step reads of this one, [..., input_dim - obs_dim]: action features,
         reward, the flag that this step ended an episode, and (with `state_action_inputs`)
-        obs, the observation the action was taken in. obs [n, obs_dim], actions [n,
-        stored_action_dim], rewards [n], ended [n]. The sampler's step-by-step counterpart
-        of `trial_inputs`."""
-        parts = [self.action_features(actions), rewards[:, None].to(obs.dtype), ended[:, None].to(obs.dtype)]
-        return torch.cat(parts + ([obs] if self.state_action_inputs else []), dim=1)
+        obs, the observation the action was taken in. obs [..., obs_dim], actions [...,
+        stored_action_dim], rewards [...], ended [...]. The one definition of that layout: the
+        sampler calls it step by step, `trial_inputs` over whole trials."""
+        parts = [
+            self.action_features(actions),
+            rewards[..., None].to(obs.dtype),
+            ended[..., None].to(obs.dtype),
+        ]
+        return torch.cat(parts + ([obs] if self.state_action_inputs else []), dim=-1)
 
     def trial_inputs(self, obs: Tensor, actions: Tensor, rewards: Tensor, episode_starts: Tensor) -> Tensor:
         """Inputs [trials, T, input_dim] of whole trials laid out in time order.
 
         obs: [trials, T, obs_dim]; actions: [trials, T, stored_action_dim]; rewards:
         [trials, T]; episode_starts: [trials, T], 1 where a step begins an episode. Step t
-        sees the action and reward of step t-1 (zeros at t = 0) and the flag of an episode
-        boundary between them; with `state_action_inputs`, also the observation of step t-1.
+        sees `previous_step_inputs` of step t-1 (zeros at t = 0): its action and reward, the
+        flag of an episode boundary between them, and with `state_action_inputs` its
+        observation.
         """
-        previous_actions = torch.zeros_like(self.action_features(actions))
-        previous_actions[:, 1:] = self.action_features(actions[:, :-1])
-        previous_rewards = torch.zeros_like(rewards)
-        previous_rewards[:, 1:] = rewards[:, :-1]
-        done = episode_starts.to(obs.dtype).clone()
-        done[:, 0] = 0.0
-        parts = [obs, previous_actions, previous_rewards[..., None], done[..., None]]
-        if self.state_action_inputs:
-            previous_obs = torch.zeros_like(obs)
-            previous_obs[:, 1:] = obs[:, :-1]
-            parts.append(previous_obs)
-        return torch.cat(parts, dim=-1)
+        ended = episode_starts[:, 1:]  # step t-1 ended an episode where step t starts one
+        previous = obs.new_zeros(*obs.shape[:2], self.input_dim - self.obs_dim)
+        previous[:, 1:] = self.previous_step_inputs(obs[:, :-1], actions[:, :-1], rewards[:, :-1], ended)
+        return torch.cat([obs, previous], dim=-1)
 
     def gru_inputs(self, inputs: Tensor) -> Tensor:
         """(s, a, r, d) inputs [..., input_dim] -> what the GRUs read [..., GRU input width]:
