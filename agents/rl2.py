@@ -119,6 +119,15 @@ class RL2PPO:
         mean, std = advantages[valid].mean(), advantages[valid].std()
         return (advantages - mean) / (std + 1e-8) * trials.mask, targets
 
+    def entropy_weight(self, iteration: int) -> float:
+        """The entropy bonus's weight at meta-iteration `iteration` (0-based): entropy_coef,
+        falling linearly to entropy_coef_final at the last iteration when that is set."""
+        cfg = self.config
+        if cfg.entropy_coef_final is None:
+            return cfg.entropy_coef
+        progress = iteration / max(cfg.meta_iterations - 1, 1)
+        return cfg.entropy_coef + (cfg.entropy_coef_final - cfg.entropy_coef) * min(progress, 1.0)
+
     @staticmethod
     def masked_mean(values: Tensor, mask: Tensor) -> Tensor:
         return (values * mask).sum() / mask.sum().clamp(min=1)
@@ -192,13 +201,14 @@ class RL2PPO:
     ) -> dict[str, float]:
         """`ppo_epochs` passes of Adam over minibatches of trials."""
         cfg = self.config
+        entropy_weight = self.entropy_weight(iteration)
         history: list[dict[str, float]] = []
         for epoch in range(cfg.ppo_epochs):
             for rows in self.minibatches(len(trials.rewards), iteration, epoch):
                 losses = self.ppo_losses(
                     trials.select(rows), inputs[rows], old_log_probs[rows], advantages[rows], targets[rows]
                 )
-                loss = losses["surrogate"] + losses["value"] - cfg.entropy_coef * losses["entropy"]
+                loss = losses["surrogate"] + losses["value"] - entropy_weight * losses["entropy"]
                 self.optimizer.zero_grad()
                 loss.backward()
                 # clipped per network: the value's gradients (returns are not normalised) must
@@ -269,10 +279,16 @@ class RL2TRPO(RL2PPO):
         cfg = self.config
         policy, mask = self.policy, trials.mask
         params = policy.policy_parameters()
+        entropy_weight = self.entropy_weight(iteration)
 
         def surrogate_of(dist: Any) -> Tensor:
+            """The loss TRPO lowers: minus the importance-weighted advantage, minus the
+            weighted mean entropy (nats per step) when an entropy bonus is set."""
             ratio = torch.exp(policy.log_prob(dist, trials.actions) - old_log_probs)
-            return -self.masked_mean(ratio * advantages, mask)
+            loss = -self.masked_mean(ratio * advantages, mask)
+            if entropy_weight > 0:
+                loss = loss - entropy_weight * self.masked_mean(policy.entropy(dist), mask)
+            return loss
 
         surrogate = surrogate_of(policy.action_distribution(inputs))
         gradient = flat_concat(torch.autograd.grad(surrogate, params))
@@ -304,6 +320,8 @@ class RL2TRPO(RL2PPO):
             max_backtracks=cfg.line_search_max_backtracks,
             calibrate_length=subsampled,
         )
+        with torch.no_grad():
+            entropy = self.masked_mean(policy.entropy(policy.action_distribution(inputs)), mask)
         value_losses = []
         for epoch in range(cfg.value_epochs):
             for rows in self.minibatches(len(trials.rewards), iteration, epoch):
@@ -318,6 +336,8 @@ class RL2TRPO(RL2PPO):
             "losses/surrogate_after": result.loss_after,
             "losses/kl": result.kl,
             "losses/value": value_losses[-1] if value_losses else 0.0,
+            "losses/entropy": float(entropy),
+            "losses/entropy_weight": entropy_weight,
             "trpo/step_fraction": result.step_fraction,
             "trpo/backtracks": result.backtracks,
         }

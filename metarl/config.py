@@ -74,7 +74,11 @@ class TrainConfig:
     # state-action reward inputs for tabular MDPs
     rnn_state_action_inputs: bool = False
     ppo_minibatches: int = 1  # minibatches of trials per PPO epoch (and per value epoch)
+    # RL2: weight of the policy's mean entropy (nats per step) in the outer objective (PPO's
+    # loss, TRPO's surrogate); with entropy_coef_final it falls linearly from entropy_coef at
+    # the first meta-iteration to entropy_coef_final at the last
     entropy_coef: float = 0.0
+    entropy_coef_final: float | None = None  # noqa: UP007
     max_grad_norm: float = 0.5  # RL2-PPO: gradient norm clipping, for policy and value separately
     value_epochs: int = 5  # RL2-TRPO: Adam passes on the value after the policy's step
     # sampling
@@ -220,6 +224,10 @@ def validate(config: TrainConfig) -> None:
         require(getattr(config, key) >= 0, f"{key} must be >= 0, got {getattr(config, key)}")
     for key in ("inner_lr", "max_kl", "init_std", "ppo_clip", "outer_lr", "max_grad_norm"):
         require(getattr(config, key) > 0, f"{key} must be > 0, got {getattr(config, key)}")
+    require(
+        config.entropy_coef_final is None or config.entropy_coef_final >= 0,
+        f"entropy_coef_final must be >= 0 or null, got {config.entropy_coef_final}",
+    )
     for key in ("discount", "gae_lambda", "line_search_backtrack_ratio"):
         value = getattr(config, key)
         require(0 <= value <= 1, f"{key} must be in [0, 1], got {value}")

@@ -223,6 +223,48 @@ def test_privileged_value_reads_the_task_and_predicts_what_the_history_cannot():
     assert errors[True] < 0.75 * errors[False], errors
 
 
+@pytest.mark.parametrize("agent_name", ["rl2_ppo", "rl2_trpo"])
+def test_entropy_bonus_raises_the_policys_entropy_and_falls_on_its_schedule(agent_name):
+    """With every advantage zero, the outer step's only push is the entropy bonus: with
+    entropy_coef > 0 the step raises the policy's mean entropy (nats per step); at weight 0
+    (the schedule's last iteration) it leaves the policy as it was. The weight falls linearly
+    from entropy_coef to entropy_coef_final."""
+    overrides = [f"agent={agent_name}", "sampler_backend=local", "rnn_hidden_size=16", "meta_iterations=11"]
+    config = load_config("configs/rl2_trpo_bandit_k5_n10.yaml", overrides + ["entropy_coef=0.05"])
+    agent, family, sampler = build(config)
+    with torch.no_grad():  # start away from the uniform policy, where the entropy is at its top
+        agent.policy.action_head.bias.copy_(torch.tensor([2.0, 0.0, 0.0, 0.0, 0.0]))
+    with sampler:
+        trials = Trials.from_episodes(agent.sample(sample_train_tasks(family, 32, 1, 0), (0, 0)))
+    agent.config.entropy_coef_final = 0.0
+    assert [agent.entropy_weight(i) for i in (0, 5, 10, 20)] == pytest.approx([0.05, 0.025, 0.0, 0.0])
+    agent.config.entropy_coef_final = None
+    assert agent.entropy_weight(10) == 0.05
+
+    inputs = agent.inputs(trials)
+    zeros = torch.zeros_like(trials.rewards)
+
+    def entropy_and_step(iteration: int) -> tuple[float, float]:
+        """Mean entropy before and after one outer step with zero advantages."""
+        with torch.no_grad():
+            old_dist, values = agent.policy.forward_trials(inputs, trials.task_features)
+            old_log_probs = agent.policy.log_prob(old_dist, trials.actions)
+            before = float(agent.masked_mean(agent.policy.entropy(old_dist), trials.mask))
+        agent.outer_step(trials, inputs, old_dist, old_log_probs, zeros, values, iteration)
+        with torch.no_grad():
+            after = agent.policy.entropy(agent.policy.action_distribution(inputs))
+            return before, float(agent.masked_mean(after, trials.mask))
+
+    before, after = entropy_and_step(0)
+    assert after > before + 1e-3, (before, after)
+    agent.config.entropy_coef_final = 0.0
+    agent.optimizer = agent._make_optimizer()  # PPO's Adam would carry the first step's momentum
+    policy_weights = [p.detach().clone() for p in agent.policy.policy_parameters()]
+    entropy_and_step(10)  # weight 0: no push on the policy (the value still fits its targets)
+    for old, new in zip(policy_weights, agent.policy.policy_parameters()):
+        torch.testing.assert_close(new.detach(), old, rtol=0, atol=1e-6)
+
+
 def test_task_features_flatten_a_tasks_numbers_in_key_order():
     mdp = {"transitions": [[[0.25, 0.75]]], "reward_means": [[1.5]]}
     np.testing.assert_array_equal(task_features([mdp]), [[1.5, 0.25, 0.75]])  # sorted keys
