@@ -228,6 +228,10 @@ def validate(config: TrainConfig) -> None:
         config.entropy_coef_final is None or config.entropy_coef_final >= 0,
         f"entropy_coef_final must be >= 0 or null, got {config.entropy_coef_final}",
     )
+    require(
+        config.agent.startswith("rl2") or (config.entropy_coef == 0 and not config.entropy_coef_final),
+        f"entropy_coef and entropy_coef_final apply to the RL2 agents only, not {config.agent}",
+    )
     for key in ("discount", "gae_lambda", "line_search_backtrack_ratio"):
         value = getattr(config, key)
         require(0 <= value <= 1, f"{key} must be in [0, 1], got {value}")

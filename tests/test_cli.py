@@ -121,6 +121,10 @@ def test_resume_extends_a_run(run_dir, tmp_path):
         (["env_kwargs={foo: 1}"], "cannot be built with env_kwargs=\\{'foo': 1\\}.*foo"),
         (["seed=-1"], "seed must be >= 0, got -1"),
         (["entropy_coef_final=-0.1"], "entropy_coef_final must be >= 0 or null, got -0.1"),
+        (
+            ["entropy_coef=0.01"],
+            "entropy_coef and entropy_coef_final apply to the RL2 agents only, not maml_trpo",
+        ),
     ],
 )
 def test_bad_input_gives_a_clear_error(args, message):
