@@ -76,7 +76,8 @@ class TrainConfig:
     ppo_minibatches: int = 1  # minibatches of trials per PPO epoch (and per value epoch)
     # RL2: weight of the policy's mean entropy (nats per step) in the outer objective (PPO's
     # loss, TRPO's surrogate); with entropy_coef_final it falls linearly from entropy_coef at
-    # the first meta-iteration to entropy_coef_final at the last
+    # the first meta-iteration to entropy_coef_final at the last (meta_iterations - 1; a
+    # resumed run given a new meta_iterations follows the stretched schedule from there on)
     entropy_coef: float = 0.0
     entropy_coef_final: float | None = None  # noqa: UP007
     max_grad_norm: float = 0.5  # RL2-PPO: gradient norm clipping, for policy and value separately
