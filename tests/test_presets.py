@@ -115,6 +115,10 @@ def test_rl2_preset_has_the_papers_setup_and_runs(preset):
             config.gae_lambda,
             config.rnn_privileged_value,
         ) == expected
+        # only (100, 10) trains with an entropy bonus (falling to 0 over 3000 iterations)
+        bonus = preset.stem == "rl2_trpo_bandit_k10_n100"
+        assert (config.entropy_coef, config.entropy_coef_final) == ((0.03, 0.0) if bonus else (0.0, None))
+        assert config.meta_iterations == (3000 if bonus else 1500 if departs else 300)
     elif "tabular_mdp" in preset.stem:
         assert config.episodes_per_trial == int(preset.stem.split("_n")[-1]) and config.horizon == 10
         assert (config.rnn_hidden_size, config.gae_lambda) == (256, 0.3)
