@@ -320,8 +320,8 @@ class RL2TRPO(RL2PPO):
             max_backtracks=cfg.line_search_max_backtracks,
             calibrate_length=subsampled,
         )
-        with torch.no_grad():
-            entropy = self.masked_mean(policy.entropy(policy.action_distribution(inputs)), mask)
+        with torch.no_grad():  # of the policy that sampled the batch: no extra forward pass
+            entropy = self.masked_mean(policy.entropy(old_dist), mask)
         value_losses = []
         for epoch in range(cfg.value_epochs):
             for rows in self.minibatches(len(trials.rewards), iteration, epoch):
