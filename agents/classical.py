@@ -5,10 +5,11 @@ UCB1, Thompson sampling (Bernoulli and Gaussian), and the Gittins index policy (
 Beliefs start from Beta(1, 1) per Bernoulli arm (N(0, 1) per Gaussian arm).
 
 Tabular MDPs (``{"transitions", "reward_means"}``): random, the value-iteration optimum
-that knows the MDP (its exact expected return), and PSRL (posterior sampling: each
+that knows the MDP (its exact expected return), PSRL (posterior sampling: each
 episode, draw an MDP from the posterior, Dirichlet(1 + counts) transitions and a
 N(1, 1)-prior Gaussian posterior per reward mean with unit noise, and follow its optimal
-finite-horizon policy).
+finite-horizon policy), and greedy (the same, but planning on the posterior mean MDP
+instead of a draw).
 
 Everything is vectorised over tasks with numpy. Hyperparameters (epsilon, the UCB
 constant, the Gittins discount) are tuned on separate tuning tasks, never on the tasks
@@ -268,7 +269,10 @@ def play_mdps(
     rng: np.random.Generator,
     policy: str,
 ) -> np.ndarray:
-    """Returns [episodes, tasks] of `policy` ("random" or "psrl") over a trial of episodes."""
+    """Returns [episodes, tasks] of `policy` over a trial of episodes: "random", "psrl" (plan
+    each episode on an MDP drawn from the posterior) or "greedy" (plan on the posterior mean)."""
+    if policy not in ("random", "psrl", "greedy"):
+        raise ValueError(f"unknown MDP policy {policy!r}: expected 'random', 'psrl' or 'greedy'")
     transitions, means = _parse_mdps(tasks)
     num_tasks, num_states, num_actions = means.shape
     cumulative = np.cumsum(transitions, axis=-1)
@@ -283,9 +287,12 @@ def play_mdps(
             # N(1, 1) prior, unit noise: posterior N((1 + sum r) / (1 + n), 1 / (1 + n))
             sampled_mu = rng.normal((1.0 + reward_sums) / (1.0 + visits), 1.0 / np.sqrt(1.0 + visits))
             q = finite_horizon_values(sampled_p, sampled_mu, episode_length)
+        elif policy == "greedy":
+            mean_p = (1.0 + counts) / (1.0 + counts).sum(-1, keepdims=True)
+            q = finite_horizon_values(mean_p, (1.0 + reward_sums) / (1.0 + visits), episode_length)
         state = np.zeros(num_tasks, np.int64)
         for h in range(episode_length):
-            if policy == "psrl":
+            if policy != "random":
                 action = _argmax_random_ties(q[rows, h, state], rng)
             else:
                 action = rng.integers(0, num_actions, size=num_tasks)
@@ -307,7 +314,7 @@ def _dirichlet_rows(alpha: np.ndarray, rng: np.random.Generator) -> np.ndarray:
 
 
 def mdp_baselines(tasks: list[Task], num_episodes: int, episode_length: int, seed: int) -> dict[str, dict]:
-    """{name: {"episode_returns": [episodes, tasks]}} for random, PSRL and the optimum."""
+    """{name: {"episode_returns": [episodes, tasks]}} for random, PSRL, greedy and the optimum."""
     optimum = optimal_episode_return(tasks, episode_length)
     return {
         "random": {
@@ -318,6 +325,11 @@ def mdp_baselines(tasks: list[Task], num_episodes: int, episode_length: int, see
         "PSRL": {
             "episode_returns": play_mdps(
                 tasks, num_episodes, episode_length, np.random.default_rng(seed), "psrl"
+            )
+        },
+        "greedy": {
+            "episode_returns": play_mdps(
+                tasks, num_episodes, episode_length, np.random.default_rng(seed), "greedy"
             )
         },
         "optimal (knows the MDP)": {"episode_returns": np.tile(optimum, (num_episodes, 1))},

@@ -12,6 +12,7 @@ from agents.classical import (
     mdp_baselines,
     optimal_episode_return,
     play_bandits,
+    play_mdps,
     random_policy,
 )
 from envs.bandit import sample_bandit_tasks
@@ -98,6 +99,33 @@ def test_psrl_learns_within_a_trial_and_stays_below_the_optimum():
     assert psrl[-1] < optimum[-1]
     # random's expectation: 10 steps at mean reward mu ~ N(1, 1), about 10 per episode
     assert random.mean() == pytest.approx(10.0, abs=0.6)
+
+
+def test_greedy_plans_on_the_posterior_mean_and_exploits_from_the_second_episode():
+    """One state, two actions paying 5 and -5 (unit noise). Episode 1 plans on the N(1, 1)
+    prior, where both actions tie, so it plays both at random. From then on the posterior
+    mean of the better action is above the prior's 1 and the worse one's below it (or
+    untried, at 1), so greedy plays the better one every step."""
+    task = {"transitions": [[[1.0], [1.0]]], "reward_means": [[5.0, -5.0]]}
+    tasks = [task] * 500
+    greedy = play_mdps(tasks, 4, 5, np.random.default_rng(0), "greedy")  # [episodes, tasks]
+    assert greedy[0].mean() == pytest.approx(0.0, abs=0.5)  # 5 steps at a mean of 0
+    np.testing.assert_allclose(greedy[1:].mean(1), 25.0, atol=0.3)  # 5 steps at 5 (s.e. 0.1)
+    with pytest.raises(ValueError, match="unknown MDP policy"):
+        play_mdps(tasks, 1, 5, np.random.default_rng(0), "optimistic")
+
+
+def test_greedy_beats_psrl_on_random_mdps_and_starts_at_random():
+    """On the paper's random MDPs, planning on the posterior mean learns faster than PSRL's
+    posterior draws (measured: 156.1 against 134.9 over 10 episodes on 1000 MDPs), and its
+    first episode, planned on the prior alone, is as good as random."""
+    tasks = sample_mdp_tasks(300, np.random.default_rng(0), 10, 5)
+    results = mdp_baselines(tasks, num_episodes=10, episode_length=10, seed=1)
+    greedy = results["greedy"]["episode_returns"]  # [episodes, tasks]
+    random = results["random"]["episode_returns"]
+    assert greedy[0].mean() == pytest.approx(random[0].mean(), abs=1.0)
+    assert greedy.sum(0).mean() > results["PSRL"]["episode_returns"].sum(0).mean() + 10.0
+    assert greedy[-1].mean() < results["optimal (knows the MDP)"]["episode_returns"][-1].mean()
 
 
 def test_baselines_benchmark_prints_the_papers_settings():

@@ -365,7 +365,7 @@ def test_rl2_resume_equals_uninterrupted(tmp_path):
     "preset, baselines",
     [
         ("rl2_trpo_bandit_k5_n10", {"random", "greedy", "epsilon-greedy", "UCB1", "Thompson", "Gittins"}),
-        ("rl2_ppo_tabular_mdp_n10", {"random", "PSRL", "optimal (knows the MDP)"}),
+        ("rl2_ppo_tabular_mdp_n10", {"random", "PSRL", "greedy", "optimal (knows the MDP)"}),
     ],
 )
 def test_evaluate_reports_the_episode_curve_and_the_baselines_on_the_same_tasks(
