@@ -19,6 +19,7 @@ reported (see `tune`).
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from functools import lru_cache
 
 import numpy as np
@@ -262,6 +263,18 @@ def optimal_episode_return(tasks: list[Task], episode_length: int) -> np.ndarray
     return finite_horizon_values(transitions, means, episode_length)[:, 0, 0].max(-1)
 
 
+@dataclass
+class MDPTrials:
+    """What a baseline did over trials of episodes on tabular MDPs, steps in time order:
+    states, actions [tasks, episodes * episode_length] (int), rewards [tasks, episodes *
+    episode_length], and episode_returns [episodes, tasks]."""
+
+    states: np.ndarray
+    actions: np.ndarray
+    rewards: np.ndarray
+    episode_returns: np.ndarray
+
+
 def play_mdps(
     tasks: list[Task],
     num_episodes: int,
@@ -271,6 +284,17 @@ def play_mdps(
 ) -> np.ndarray:
     """Returns [episodes, tasks] of `policy` over a trial of episodes: "random", "psrl" (plan
     each episode on an MDP drawn from the posterior) or "greedy" (plan on the posterior mean)."""
+    return mdp_trials(tasks, num_episodes, episode_length, rng, policy).episode_returns
+
+
+def mdp_trials(
+    tasks: list[Task],
+    num_episodes: int,
+    episode_length: int,
+    rng: np.random.Generator,
+    policy: str,
+) -> MDPTrials:
+    """`play_mdps`, keeping every step's state, action and reward."""
     if policy not in ("random", "psrl", "greedy"):
         raise ValueError(f"unknown MDP policy {policy!r}: expected 'random', 'psrl' or 'greedy'")
     transitions, means = _parse_mdps(tasks)
@@ -281,6 +305,8 @@ def play_mdps(
     reward_sums = np.zeros((num_tasks, num_states, num_actions))
     visits = np.zeros((num_tasks, num_states, num_actions))
     returns = np.zeros((num_episodes, num_tasks))
+    steps = (num_tasks, num_episodes * episode_length)
+    states, actions, rewards = np.zeros(steps, np.int64), np.zeros(steps, np.int64), np.zeros(steps)
     for episode in range(num_episodes):
         if policy == "psrl":
             sampled_p = _dirichlet_rows(1.0 + counts, rng)
@@ -297,6 +323,8 @@ def play_mdps(
             else:
                 action = rng.integers(0, num_actions, size=num_tasks)
             reward = means[rows, state, action] + rng.standard_normal(num_tasks)
+            step = episode * episode_length + h
+            states[:, step], actions[:, step], rewards[:, step] = state, action, reward
             cdf = cumulative[rows, state, action]
             next_state = np.minimum((rng.random(num_tasks)[:, None] >= cdf).sum(1), num_states - 1)
             counts[rows, state, action, next_state] += 1
@@ -304,7 +332,7 @@ def play_mdps(
             visits[rows, state, action] += 1
             returns[episode] += reward
             state = next_state
-    return returns
+    return MDPTrials(states, actions, rewards, returns)
 
 
 def _dirichlet_rows(alpha: np.ndarray, rng: np.random.Generator) -> np.ndarray:
