@@ -13,6 +13,11 @@ cross-entropy of the teacher's actions given the same inputs RL2 sees. Every
 when it plays by itself on the run's first `--eval-tasks` held-out MDPs, through the same
 sampler and tasks as `evaluate.py`, next to the teacher's total on those MDPs.
 
+`--save-run DIR` writes the clone as a run at iteration 0 (the config, and a checkpoint with
+the cloned policy and an untrained value GRU), so that RL2 can take over from it:
+`python train.py --resume DIR meta_iterations=N` trains it by RL on the same training tasks
+as a fresh run of the config.
+
 Where an RL2 run stays far below a classical baseline, this separates the two causes: if
 the clone reaches the teacher, the network can represent the strategy and RL's optimisation
 is what falls short; if it cannot, the network (or its inputs) is the bottleneck.
@@ -34,10 +39,13 @@ sys.path.insert(0, str(ROOT))
 
 from agents import build  # noqa: E402
 from agents.classical import mdp_trials  # noqa: E402
+from agents.rl2 import RL2PPO  # noqa: E402
 from envs.tabular_mdp import sample_mdp_tasks  # noqa: E402
 from metarl import seeding  # noqa: E402
-from metarl.config import TrainConfig, load_config  # noqa: E402
+from metarl.checkpoint import save_checkpoint  # noqa: E402
+from metarl.config import TrainConfig, load_config, save_config  # noqa: E402
 from metarl.policies import RecurrentPolicy  # noqa: E402
+from metarl.sampling import Sampler  # noqa: E402
 from metarl.tasks import family_of, sample_test_tasks  # noqa: E402
 
 
@@ -60,6 +68,8 @@ def imitation_loss(
 
 def imitate(
     config: TrainConfig,
+    agent: RL2PPO,
+    sampler: Sampler,
     teacher: str,
     iterations: int,
     batch: int,
@@ -67,16 +77,15 @@ def imitate(
     eval_tasks: int,
     report_every: int,
 ) -> Iterator[dict[str, float]]:
-    """Clone the teacher into `config`'s RL2 policy; yields a row per report: iteration,
-    loss, the clone's mean trial total on the held-out MDPs."""
-    agent, family, sampler = build(config)
+    """Clone the teacher into `agent`'s policy (built from `config`); yields a row per
+    report: iteration, loss, the clone's mean trial total on the held-out MDPs."""
     policy = agent.policy
     kwargs = config.env_kwargs
     num_states, num_actions = kwargs.get("num_states", 10), kwargs.get("num_actions", 5)
     episode_length = kwargs.get("episode_length", 10)
     optimizer = torch.optim.Adam(policy.policy_parameters(), lr=lr)
     data_rng = seeding.generator(config.seed, seeding.SAMPLING)
-    held_out = sample_test_tasks(family, eval_tasks, config.seed)
+    held_out = sample_test_tasks(family_of(config.env_id, kwargs), eval_tasks, config.seed)
     with sampler:
         for iteration in range(1, iterations + 1):
             tasks = sample_mdp_tasks(batch, data_rng, num_states, num_actions)
@@ -105,6 +114,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--lr", type=float, default=1e-3)
     parser.add_argument("--eval-tasks", type=int, default=1000, help="held-out MDPs per report")
     parser.add_argument("--report-every", type=int, default=100)
+    parser.add_argument("--save-run", metavar="DIR", help="save the clone as a run at iteration 0 here")
     parser.add_argument("overrides", nargs="*", help="config overrides, key=value (e.g. rnn_hidden_size=128)")
     args = parser.parse_args(argv)
     if min(args.iterations, args.batch, args.eval_tasks, args.report_every) < 1:
@@ -129,14 +139,29 @@ def main(argv: list[str] | None = None) -> int:
         f"| {'time':>6}"
     )
     start = time.perf_counter()
+    agent, _, sampler = build(config)
     for row in imitate(
-        config, args.teacher, args.iterations, args.batch, args.lr, args.eval_tasks, args.report_every
+        config,
+        agent,
+        sampler,
+        args.teacher,
+        args.iterations,
+        args.batch,
+        args.lr,
+        args.eval_tasks,
+        args.report_every,
     ):
         print(
             f"{row['iteration']:>9d} | {row['iteration'] * args.batch:>11d} | {row['loss']:>16.3f} "
             f"| {row['clone']:>11.2f} | {time.perf_counter() - start:>5.0f}s",
             flush=True,
         )
+    if args.save_run:
+        run_dir = Path(args.save_run)
+        run_dir.mkdir(parents=True, exist_ok=True)
+        save_config(config, run_dir / "config.yaml")
+        state = {"iteration": 0, "env_steps": 0, "agent": agent.state_dict(), "config": config.to_dict()}
+        print(f"saved the clone to {save_checkpoint(run_dir / 'checkpoints', state)}")
     return 0
 
 
