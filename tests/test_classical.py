@@ -10,6 +10,7 @@ from agents.classical import (
     chosen_arm_means,
     gittins_table,
     mdp_baselines,
+    mdp_trials,
     optimal_episode_return,
     play_bandits,
     play_mdps,
@@ -105,14 +106,34 @@ def test_greedy_plans_on_the_posterior_mean_and_exploits_from_the_second_episode
     """One state, two actions paying 5 and -5 (unit noise). Episode 1 plans on the N(1, 1)
     prior, where both actions tie, so it plays both at random. From then on the posterior
     mean of the better action is above the prior's 1 and the worse one's below it (or
-    untried, at 1), so greedy plays the better one every step."""
+    untried, at 1), so greedy plays the better one at every step."""
     task = {"transitions": [[[1.0], [1.0]]], "reward_means": [[5.0, -5.0]]}
-    tasks = [task] * 500
-    greedy = play_mdps(tasks, 4, 5, np.random.default_rng(0), "greedy")  # [episodes, tasks]
-    assert greedy[0].mean() == pytest.approx(0.0, abs=0.5)  # 5 steps at a mean of 0
-    np.testing.assert_allclose(greedy[1:].mean(1), 25.0, atol=0.3)  # 5 steps at 5 (s.e. 0.1)
+    played = mdp_trials([task] * 500, 4, 5, np.random.default_rng(0), "greedy")
+    assert (played.actions[:, :5] == 0).mean() == pytest.approx(0.5, abs=0.05)  # 2500 fair coins
+    assert (played.actions[:, 5:] == 0).all()
     with pytest.raises(ValueError, match="unknown MDP policy"):
-        play_mdps(tasks, 1, 5, np.random.default_rng(0), "optimistic")
+        play_mdps([task], 1, 5, np.random.default_rng(0), "optimistic")
+
+
+def test_mdp_trials_record_the_steps_that_make_the_returns():
+    """Two states; action 0 stays, action 1 moves to the other state (deterministic). Each
+    episode starts in state 0; the recorded states follow the recorded actions, and the
+    recorded rewards sum to the episode returns."""
+    task = {
+        "transitions": [[[1.0, 0.0], [0.0, 1.0]], [[0.0, 1.0], [1.0, 0.0]]],
+        "reward_means": [[0.0, 1.0], [2.0, 0.0]],
+    }
+    episodes, length = 3, 4
+    for policy in ("random", "psrl", "greedy"):
+        played = mdp_trials([task] * 50, episodes, length, np.random.default_rng(1), policy)
+        assert (played.states[:, ::length] == 0).all()
+        states = played.states.reshape(50, episodes, length)
+        actions = played.actions.reshape(50, episodes, length)
+        expected_next = np.where(actions[..., :-1] == 0, states[..., :-1], 1 - states[..., :-1])
+        np.testing.assert_array_equal(states[..., 1:], expected_next)
+        np.testing.assert_allclose(
+            played.rewards.reshape(50, episodes, length).sum(-1).T, played.episode_returns
+        )
 
 
 def test_greedy_beats_psrl_on_random_mdps_and_starts_at_random():
@@ -149,5 +170,7 @@ def test_baselines_benchmark_prints_the_papers_settings():
     bandit_row = next(line for line in result.stdout.splitlines() if line.startswith("| 10, 5 |"))
     assert bandit_row.count("±") == 6 and "/ 6.6" in bandit_row  # six policies, the paper's Gittins value
     mdp_row = next(line for line in result.stdout.splitlines() if line.startswith("| 10 |"))
-    random_total, psrl_total, optimum = (float(cell.split("±")[0]) for cell in mdp_row.split("|")[2:5])
-    assert random_total < psrl_total < optimum
+    random_total, psrl_total, greedy_total, optimum = (
+        float(cell.split("±")[0]) for cell in mdp_row.split("|")[2:6]
+    )
+    assert random_total < psrl_total < greedy_total < optimum

@@ -281,22 +281,24 @@ def test_bandit_imitation_teacher_pulls_and_a_clone_that_learns_win_stay_lose_sh
     assert last["clone"] > 5.8
 
 
-def test_mdp_imitation_feeds_the_inputs_rl2_sees_and_its_clone_learns_and_resumes_as_rl2(tmp_path):
-    """The clone's loss reads exactly the inputs RL2 builds from its own sampled trials; a
-    short clone of greedy on small MDPs beats random play; `--save-run` writes a run that
-    `train.py --resume` continues by RL from the cloned policy."""
+def test_mdp_imitation_feeds_the_inputs_rl2_sees_and_its_clone_learns_and_resumes_as_rl2(tmp_path, capsys):
+    """The clone reads exactly the inputs RL2 builds from its own sampled trials; a short
+    clone of greedy on small MDPs beats random play; `--save-run` writes a run that
+    `train.py --resume` continues by RL from the cloned policy; bad input is refused."""
     import numpy as np
     import torch
 
     sys.path.insert(0, str(ROOT / "benchmarks"))
-    from mdp_imitation import imitate, imitation_loss
+    from mdp_imitation import imitate, imitation_inputs
     from mdp_imitation import main as imitation_main
 
     from agents import build
     from agents.rl2 import Trials
     from metarl.checkpoint import load_run
     from metarl.config import load_config
+    from metarl.tasks import sample_test_tasks
 
+    preset = str(ROOT / "configs" / "rl2_trpo_tabular_mdp_n10.yaml")
     small = [
         "env_kwargs={num_states: 3, num_actions: 2, episode_length: 4}",
         "horizon=4",
@@ -305,35 +307,31 @@ def test_mdp_imitation_feeds_the_inputs_rl2_sees_and_its_clone_learns_and_resume
         "meta_batch_size=8",
         "num_workers=1",
     ]
-    config = load_config(ROOT / "configs" / "rl2_trpo_tabular_mdp_n10.yaml", small)
+    config = load_config(preset, small)
     agent, family, sampler = build(config)
     with sampler:
         episodes = agent.sample(family.sample_tasks(5, np.random.default_rng(0)), (0,))
     trials = Trials.from_episodes(episodes)
-    with torch.no_grad():
-        expected = -agent.policy.log_prob(
-            agent.policy.action_distribution(agent.inputs(trials)), trials.actions
-        )
-        loss = imitation_loss(
-            agent.policy,
-            trials.observations.argmax(-1).numpy(),
-            trials.actions[..., 0].long().numpy(),
-            trials.rewards.numpy(),
-            episode_length=4,
-        )
-    assert float(loss) == pytest.approx(float(expected.mean()), rel=1e-6)
+    rebuilt = imitation_inputs(
+        agent.policy,
+        trials.observations.argmax(-1).numpy(),
+        trials.actions[..., 0].long().numpy(),
+        trials.rewards.numpy(),
+        episode_length=4,
+    )
+    assert torch.equal(rebuilt, agent.inputs(trials))
 
-    agent, _, sampler = build(config)
-    rows = list(imitate(config, agent, sampler, "greedy", 150, 64, 1e-2, 300, 50))
+    agent, family, sampler = build(config)
+    held_out = sample_test_tasks(family, 300, config.seed)
+    rows = list(imitate(agent, sampler, family, held_out, "greedy", 150, 64, 1e-2, 50))
     assert [row["iteration"] for row in rows] == [50, 100, 150]
     assert rows[-1]["loss"] < rows[0]["loss"]
     random_total = 3 * 4 * 1.0  # 12 steps at a mean reward of E[mu] = 1
     assert rows[-1]["clone"] > random_total + 1.0
 
     run_dir = tmp_path / "clone"
-    args = ["--config", str(ROOT / "configs" / "rl2_trpo_tabular_mdp_n10.yaml"), "--iterations", "2"]
-    args += ["--batch", "8", "--eval-tasks", "20", "--save-run", str(run_dir), *small]
-    assert imitation_main(args) == 0
+    args = ["--config", preset, "--iterations", "2", "--batch", "8", "--eval-tasks", "20"]
+    assert imitation_main([*args, "--save-run", str(run_dir), *small]) == 0
     state, saved = load_run(run_dir)
     assert state["iteration"] == 0 and saved.rnn_hidden_size == 16
     resumed = subprocess.run(
@@ -356,3 +354,15 @@ def test_mdp_imitation_feeds_the_inputs_rl2_sees_and_its_clone_learns_and_resume
     cloned, trained = state["agent"]["policy"], after["agent"]["policy"]
     assert not torch.equal(cloned["gru.weight_hh_l0"], trained["gru.weight_hh_l0"])  # RL moved it
     assert torch.allclose(cloned["gru.weight_hh_l0"], trained["gru.weight_hh_l0"], atol=0.1)  # from there
+
+    for bad, message in [
+        ([*args, "--save-run", str(run_dir), *small], "is not empty"),
+        (
+            ["--config", str(ROOT / "configs" / "rl2_trpo_bandit_k5_n10.yaml")],
+            "not an RL2 tabular-MDP config",
+        ),
+        ([*args, "no_such_key=1"], "no_such_key"),
+    ]:
+        with pytest.raises(SystemExit) as exited:
+            imitation_main(bad)
+        assert exited.value.code == 2 and message in capsys.readouterr().err
