@@ -304,7 +304,6 @@ def mdp_trials(
     counts = np.zeros((num_tasks, num_states, num_actions, num_states))
     reward_sums = np.zeros((num_tasks, num_states, num_actions))
     visits = np.zeros((num_tasks, num_states, num_actions))
-    returns = np.zeros((num_episodes, num_tasks))
     steps = (num_tasks, num_episodes * episode_length)
     states, actions, rewards = np.zeros(steps, np.int64), np.zeros(steps, np.int64), np.zeros(steps)
     for episode in range(num_episodes):
@@ -330,8 +329,8 @@ def mdp_trials(
             counts[rows, state, action, next_state] += 1
             reward_sums[rows, state, action] += reward
             visits[rows, state, action] += 1
-            returns[episode] += reward
             state = next_state
+    returns = rewards.reshape(num_tasks, num_episodes, episode_length).sum(-1).T  # [episodes, tasks]
     return MDPTrials(states, actions, rewards, returns)
 
 
@@ -343,22 +342,14 @@ def _dirichlet_rows(alpha: np.ndarray, rng: np.random.Generator) -> np.ndarray:
 
 def mdp_baselines(tasks: list[Task], num_episodes: int, episode_length: int, seed: int) -> dict[str, dict]:
     """{name: {"episode_returns": [episodes, tasks]}} for random, PSRL, greedy and the optimum."""
-    optimum = optimal_episode_return(tasks, episode_length)
-    return {
-        "random": {
+    baselines = {  # each played from its own generator of `seed`
+        name: {
             "episode_returns": play_mdps(
-                tasks, num_episodes, episode_length, np.random.default_rng(seed), "random"
+                tasks, num_episodes, episode_length, np.random.default_rng(seed), policy
             )
-        },
-        "PSRL": {
-            "episode_returns": play_mdps(
-                tasks, num_episodes, episode_length, np.random.default_rng(seed), "psrl"
-            )
-        },
-        "greedy": {
-            "episode_returns": play_mdps(
-                tasks, num_episodes, episode_length, np.random.default_rng(seed), "greedy"
-            )
-        },
-        "optimal (knows the MDP)": {"episode_returns": np.tile(optimum, (num_episodes, 1))},
+        }
+        for name, policy in (("random", "random"), ("PSRL", "psrl"), ("greedy", "greedy"))
     }
+    optimum = optimal_episode_return(tasks, episode_length)
+    baselines["optimal (knows the MDP)"] = {"episode_returns": np.tile(optimum, (num_episodes, 1))}
+    return baselines
