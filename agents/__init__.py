@@ -40,6 +40,7 @@ def build(config: TrainConfig) -> tuple[MAMLTRPO | RL2PPO, TaskFamily, Sampler]:
             reward_by_action=config.rnn_reward_by_action,
             value_task_dim=value_task_dim,
             state_action_inputs=config.rnn_state_action_inputs,
+            observation_heads=config.rnn_observation_heads,
         )
     else:
         policy = make_policy(

@@ -283,8 +283,13 @@ def play_mdps(
     policy: str,
 ) -> np.ndarray:
     """Returns [episodes, tasks] of `policy` over a trial of episodes: "random", "psrl" (plan
-    each episode on an MDP drawn from the posterior) or "greedy" (plan on the posterior mean)."""
+    each episode on an MDP drawn from the posterior), "greedy" (plan on the posterior mean) or
+    "state_blind" (ignore the state: each step plays the action of highest posterior mean
+    reward pooled over all states, as if the MDP were a 5-armed bandit)."""
     return mdp_trials(tasks, num_episodes, episode_length, rng, policy).episode_returns
+
+
+MDP_POLICIES = ("random", "psrl", "greedy", "state_blind")
 
 
 def mdp_trials(
@@ -295,8 +300,10 @@ def mdp_trials(
     policy: str,
 ) -> MDPTrials:
     """`play_mdps`, keeping every step's state, action and reward."""
-    if policy not in ("random", "psrl", "greedy"):
-        raise ValueError(f"unknown MDP policy {policy!r}: expected 'random', 'psrl' or 'greedy'")
+    if policy not in MDP_POLICIES:
+        raise ValueError(
+            f"unknown MDP policy {policy!r}: expected one of {', '.join(map(repr, MDP_POLICIES))}"
+        )
     transitions, means = _parse_mdps(tasks)
     num_tasks, num_states, num_actions = means.shape
     cumulative = np.cumsum(transitions, axis=-1)
@@ -317,10 +324,13 @@ def mdp_trials(
             q = finite_horizon_values(mean_p, (1.0 + reward_sums) / (1.0 + visits), episode_length)
         state = np.zeros(num_tasks, np.int64)
         for h in range(episode_length):
-            if policy != "random":
-                action = _argmax_random_ties(q[rows, h, state], rng)
-            else:
+            if policy == "random":
                 action = rng.integers(0, num_actions, size=num_tasks)
+            elif policy == "state_blind":
+                pooled_means = (1.0 + reward_sums.sum(1)) / (1.0 + visits.sum(1))  # [tasks, actions]
+                action = _argmax_random_ties(pooled_means, rng)
+            else:
+                action = _argmax_random_ties(q[rows, h, state], rng)
             reward = means[rows, state, action] + rng.standard_normal(num_tasks)
             step = episode * episode_length + h
             states[:, step], actions[:, step], rewards[:, step] = state, action, reward
@@ -341,14 +351,20 @@ def _dirichlet_rows(alpha: np.ndarray, rng: np.random.Generator) -> np.ndarray:
 
 
 def mdp_baselines(tasks: list[Task], num_episodes: int, episode_length: int, seed: int) -> dict[str, dict]:
-    """{name: {"episode_returns": [episodes, tasks]}} for random, PSRL, greedy and the optimum."""
+    """{name: {"episode_returns": [episodes, tasks]}} for random, PSRL, greedy, state-blind
+    greedy and the optimum."""
     baselines = {  # each played from its own generator of `seed`
         name: {
             "episode_returns": play_mdps(
                 tasks, num_episodes, episode_length, np.random.default_rng(seed), policy
             )
         }
-        for name, policy in (("random", "random"), ("PSRL", "psrl"), ("greedy", "greedy"))
+        for name, policy in (
+            ("random", "random"),
+            ("PSRL", "psrl"),
+            ("greedy", "greedy"),
+            ("state-blind greedy", "state_blind"),
+        )
     }
     optimum = optimal_episode_return(tasks, episode_length)
     baselines["optimal (knows the MDP)"] = {"episode_returns": np.tile(optimum, (num_episodes, 1))}

@@ -55,7 +55,7 @@ def main() -> None:
         print(f"| {n}, {k} | " + " | ".join(cells) + f" | {tuned} | {time.perf_counter() - start:.0f} s |")
 
     print("\nTabular MDPs (10 states, 5 actions, episodes of 10 steps): trial total, mean ± s.e.")
-    names = ["random", "PSRL", "greedy", "optimal (knows the MDP)"]
+    names = ["random", "state-blind greedy", "PSRL", "greedy", "optimal (knows the MDP)"]
     print("\n| episodes n | " + " | ".join(names) + " |")
     print("|---" * (len(names) + 1) + "|")
     for n in (int(x) for x in filter(None, args.mdps.split(","))):

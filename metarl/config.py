@@ -73,6 +73,10 @@ class TrainConfig:
     # observation, previous action) one-hot and it times the previous reward: per
     # state-action reward inputs for tabular MDPs
     rnn_state_action_inputs: bool = False
+    # the action and value heads also read (observation x GRU features), a bilinear readout:
+    # for one-hot observations, a linear head of its own per state, so a memory kept per
+    # state-action pair can be read for the current state
+    rnn_observation_heads: bool = False
     ppo_minibatches: int = 1  # minibatches of trials per PPO epoch (and per value epoch)
     # RL2: weight of the policy's mean entropy (nats per step) in the outer objective (PPO's
     # loss, TRPO's surrogate); with entropy_coef_final it falls linearly from entropy_coef at

@@ -172,6 +172,7 @@ class RecurrentPolicy(nn.Module):
         reward_by_action: bool = False,
         value_task_dim: int = 0,
         state_action_inputs: bool = False,
+        observation_heads: bool = False,
     ) -> None:
         super().__init__()
         self.obs_dim, self.act_dim, self.discrete = int(obs_dim), int(act_dim), bool(discrete)
@@ -179,6 +180,7 @@ class RecurrentPolicy(nn.Module):
         self.reward_by_action = bool(reward_by_action)
         self.value_task_dim = int(value_task_dim)
         self.state_action_inputs = bool(state_action_inputs)
+        self.observation_heads = bool(observation_heads)
         # (s, a, r, d), plus the previous observation with state_action_inputs
         self.input_dim = self.obs_dim + self.act_dim + 2 + (self.obs_dim if self.state_action_inputs else 0)
         gru_input_dim = self.input_dim + (self.act_dim if self.reward_by_action else 0)
@@ -196,6 +198,15 @@ class RecurrentPolicy(nn.Module):
                     continue
                 scale = 0.01 * bound if name.startswith("action_head") else bound  # near-uniform start
                 tensor.copy_((torch.rand(tensor.shape, generator=generator) * 2 - 1) * scale)
+        if self.observation_heads:  # registered and drawn last: without them, the draws are as before
+            for name, width, scale in (
+                ("action_head_by_obs", self.act_dim, 0.01 * bound),
+                ("value_head_by_obs", 1, bound),
+            ):
+                weight = (
+                    torch.rand(self.obs_dim, self.hidden_size, width, generator=generator) * 2 - 1
+                ) * scale
+                self.register_parameter(name, nn.Parameter(weight))
 
     @property
     def stored_action_dim(self) -> int:
@@ -212,6 +223,7 @@ class RecurrentPolicy(nn.Module):
             "reward_by_action": self.reward_by_action,
             "value_task_dim": self.value_task_dim,
             "state_action_inputs": self.state_action_inputs,
+            "observation_heads": self.observation_heads,
         }
 
     def policy_parameters(self) -> list[nn.Parameter]:
@@ -272,8 +284,20 @@ class RecurrentPolicy(nn.Module):
             parts += [pairs, pairs * previous_rewards]
         return torch.cat(parts, dim=-1) if len(parts) > 1 else inputs
 
-    def _head(self, features: Tensor) -> Categorical | Normal:
-        out = self.action_head(features)
+    def _readout(self, head: nn.Linear, by_obs: str, features: Tensor, obs: Tensor) -> Tensor:
+        """head(features) [..., out], plus with `observation_heads` a bilinear term
+        sum_{o,h} obs_o features_h W[o, h, :], W = `by_obs` [obs_dim, H, out]: for a one-hot
+        observation, a linear readout of its own per state."""
+        out = head(features)
+        if self.observation_heads:
+            weight = getattr(self, by_obs)
+            per_obs = (features @ weight.permute(1, 0, 2).flatten(1)).unflatten(-1, weight.shape[::2])
+            out = out + (obs[..., :, None] * per_obs).sum(-2)
+        return out
+
+    def _head(self, features: Tensor, obs: Tensor) -> Categorical | Normal:
+        """The action distribution from GRU features [..., H] and observations [..., obs_dim]."""
+        out = self._readout(self.action_head, "action_head_by_obs", features, obs)
         if self.discrete:
             return Categorical(logits=out, validate_args=False)
         return Normal(out, self.log_std.exp().expand_as(out), validate_args=False)
@@ -287,7 +311,7 @@ class RecurrentPolicy(nn.Module):
     def action_distribution(self, inputs: Tensor) -> Categorical | Normal:
         """The policy alone over whole trials: inputs [trials, T, input_dim] -> dist [trials, T]."""
         features, _ = self.gru(self.gru_inputs(inputs))
-        return self._head(features)
+        return self._head(features, inputs[..., : self.obs_dim])
 
     def values(self, inputs: Tensor, task_features: Tensor | None = None) -> Tensor:
         """The value alone over whole trials: inputs [trials, T, input_dim] -> [trials, T].
@@ -307,7 +331,8 @@ class RecurrentPolicy(nn.Module):
             per_step = task_features[:, None, :].expand(-1, inputs.shape[1], -1).to(value_inputs.dtype)
             value_inputs = torch.cat([value_inputs, per_step], dim=-1)
         value_features, _ = self.value_gru(value_inputs)
-        return self.value_head(value_features)[..., 0]
+        obs = inputs[..., : self.obs_dim]
+        return self._readout(self.value_head, "value_head_by_obs", value_features, obs)[..., 0]
 
     def forward_trials(
         self, inputs: Tensor, task_features: Tensor | None = None
@@ -323,7 +348,7 @@ class RecurrentPolicy(nn.Module):
     def step(self, inputs: Tensor, hidden: Tensor) -> tuple[Categorical | Normal, Tensor]:
         """One step of the policy GRU: inputs [n, input_dim], hidden [n, H] -> (dist [n], hidden)."""
         features, hidden = self.gru(self.gru_inputs(inputs)[:, None], hidden[None])
-        return self._head(features[:, 0]), hidden[0]
+        return self._head(features[:, 0], inputs[:, : self.obs_dim]), hidden[0]
 
     def noise_shape(self) -> tuple[int, ...]:
         return () if self.discrete else (self.act_dim,)
@@ -366,6 +391,7 @@ def make_recurrent_policy(
     reward_by_action: bool = False,
     value_task_dim: int = 0,
     state_action_inputs: bool = False,
+    observation_heads: bool = False,
 ) -> RecurrentPolicy:
     """The RL2 policy for a pair of gymnasium spaces (Discrete -> categorical, Box -> Gaussian)."""
     import gymnasium as gym
@@ -387,4 +413,5 @@ def make_recurrent_policy(
         reward_by_action,
         value_task_dim,
         state_action_inputs,
+        observation_heads,
     )

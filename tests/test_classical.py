@@ -115,6 +115,24 @@ def test_greedy_plans_on_the_posterior_mean_and_exploits_from_the_second_episode
         play_mdps([task], 1, 5, np.random.default_rng(0), "optimistic")
 
 
+def test_state_blind_greedy_cannot_learn_what_depends_on_the_state():
+    """Two states; every action moves to the other one, so a trial alternates 0, 1, 0, ...
+    Action 0 pays +3 in state 0 and -3 in state 1, action 1 the reverse (unit noise).
+    Greedy learns each state's action and earns about +3 a step from the second episode on;
+    state-blind greedy pools the rewards over the states, where both actions average 0, so
+    its choice is no better than a coin toss per state."""
+    task = {
+        "transitions": [[[0.0, 1.0], [0.0, 1.0]], [[1.0, 0.0], [1.0, 0.0]]],
+        "reward_means": [[3.0, -3.0], [-3.0, 3.0]],
+    }
+    per_step = {
+        policy: mdp_trials([task] * 300, 6, 10, np.random.default_rng(2), policy).rewards[:, 10:].mean()
+        for policy in ("greedy", "state_blind")
+    }
+    assert per_step["greedy"] > 2.7
+    assert abs(per_step["state_blind"]) < 1.0
+
+
 def test_mdp_trials_record_the_steps_that_make_the_returns():
     """Two states; action 0 stays, action 1 moves to the other state (deterministic). Each
     episode starts in state 0; the recorded states follow the recorded actions, and the
@@ -124,7 +142,7 @@ def test_mdp_trials_record_the_steps_that_make_the_returns():
         "reward_means": [[0.0, 1.0], [2.0, 0.0]],
     }
     episodes, length = 3, 4
-    for policy in ("random", "psrl", "greedy"):
+    for policy in ("random", "psrl", "greedy", "state_blind"):
         played = mdp_trials([task] * 50, episodes, length, np.random.default_rng(1), policy)
         assert (played.states[:, ::length] == 0).all()
         states = played.states.reshape(50, episodes, length)
@@ -170,7 +188,7 @@ def test_baselines_benchmark_prints_the_papers_settings():
     bandit_row = next(line for line in result.stdout.splitlines() if line.startswith("| 10, 5 |"))
     assert bandit_row.count("±") == 6 and "/ 6.6" in bandit_row  # six policies, the paper's Gittins value
     mdp_row = next(line for line in result.stdout.splitlines() if line.startswith("| 10 |"))
-    random_total, psrl_total, greedy_total, optimum = (
-        float(cell.split("±")[0]) for cell in mdp_row.split("|")[2:6]
+    random_total, blind_total, psrl_total, greedy_total, optimum = (
+        float(cell.split("±")[0]) for cell in mdp_row.split("|")[2:7]
     )
-    assert random_total < psrl_total < greedy_total < optimum
+    assert random_total < blind_total < psrl_total < greedy_total < optimum

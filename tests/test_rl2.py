@@ -62,10 +62,11 @@ def test_trial_sampler_carries_the_hidden_state_across_episodes_and_resets_it_be
 
 
 @pytest.mark.parametrize(
-    "reward_by_action, state_action_inputs", [(False, False), (True, False), (True, True)]
+    "reward_by_action, state_action_inputs, observation_heads",
+    [(False, False, False), (True, False, False), (True, True, False), (True, True, True)],
 )
 def test_whole_trial_forward_equals_step_by_step_and_handles_early_ends(
-    reward_by_action, state_action_inputs
+    reward_by_action, state_action_inputs, observation_heads
 ):
     """Trials.from_episodes puts each trial's valid steps first in time order; the one-call
     GRU forward over them equals stepping the GRU through the trial."""
@@ -78,6 +79,7 @@ def test_whole_trial_forward_equals_step_by_step_and_handles_early_ends(
         generator=torch.Generator().manual_seed(1),
         reward_by_action=reward_by_action,
         state_action_inputs=state_action_inputs,
+        observation_heads=observation_heads,
     )
     mask = torch.ones(2, 2, 5)
     mask[0, 0, 3:] = 0  # trial 0's first episode ends after 3 steps
@@ -174,6 +176,45 @@ def test_state_action_inputs_match_the_sampler_and_put_each_reward_in_its_pairs_
     agent, _, sampler = build(config)
     sampler.close()
     assert agent.policy.state_action_inputs and agent.policy.input_dim == 10 + 5 + 2 + 10
+
+
+def test_observation_heads_read_the_gru_features_through_a_weight_of_the_current_state():
+    """With observation_heads, for a one-hot observation e_s the logits and the value are
+    the plain heads' plus features @ W[s]; the other weights are drawn as without them."""
+    num_states, num_actions = 4, 3
+
+    def build_policy(observation_heads: bool) -> RecurrentPolicy:
+        generator = torch.Generator().manual_seed(0)
+        return RecurrentPolicy(
+            num_states, num_actions, True, 8, generator=generator, observation_heads=observation_heads
+        )
+
+    plain, with_heads = build_policy(False), build_policy(True)
+    plain_weights = dict(plain.named_parameters())
+    for name, weight in with_heads.named_parameters():
+        if name in ("action_head_by_obs", "value_head_by_obs"):
+            assert weight.shape == (num_states, 8, num_actions if name.startswith("action") else 1)
+        else:
+            assert torch.equal(weight, plain_weights[name]), name
+    assert "observation_heads" in with_heads.spec() and with_heads.spec()["observation_heads"]
+    with torch.no_grad():
+        with_heads.action_head_by_obs.normal_(generator=torch.Generator().manual_seed(2))
+        with_heads.value_head_by_obs.normal_(generator=torch.Generator().manual_seed(3))
+    states = torch.randint(0, num_states, (5, 7), generator=torch.Generator().manual_seed(4))
+    inputs = torch.randn(5, 7, with_heads.input_dim, generator=torch.Generator().manual_seed(5))
+    inputs[..., :num_states] = torch.nn.functional.one_hot(states, num_states).float()
+    with torch.no_grad():
+        dist, values = with_heads.forward_trials(inputs)
+        features, _ = with_heads.gru(with_heads.gru_inputs(inputs))
+        value_features, _ = with_heads.value_gru(with_heads.gru_inputs(inputs))
+        logits = with_heads.action_head(features) + torch.einsum(
+            "nth,ntha->nta", features, with_heads.action_head_by_obs[states]
+        )
+        expected_values = with_heads.value_head(value_features)[..., 0] + torch.einsum(
+            "nth,nth->nt", value_features, with_heads.value_head_by_obs[states][..., 0]
+        )
+    torch.testing.assert_close(dist.logits, torch.log_softmax(logits, -1))
+    torch.testing.assert_close(values, expected_values)
 
 
 def test_privileged_value_reads_the_task_and_predicts_what_the_history_cannot():
@@ -365,7 +406,10 @@ def test_rl2_resume_equals_uninterrupted(tmp_path):
     "preset, baselines",
     [
         ("rl2_trpo_bandit_k5_n10", {"random", "greedy", "epsilon-greedy", "UCB1", "Thompson", "Gittins"}),
-        ("rl2_ppo_tabular_mdp_n10", {"random", "PSRL", "greedy", "optimal (knows the MDP)"}),
+        (
+            "rl2_ppo_tabular_mdp_n10",
+            {"random", "state-blind greedy", "PSRL", "greedy", "optimal (knows the MDP)"},
+        ),
     ],
 )
 def test_evaluate_reports_the_episode_curve_and_the_baselines_on_the_same_tasks(
