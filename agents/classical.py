@@ -285,7 +285,7 @@ def play_mdps(
     """Returns [episodes, tasks] of `policy` over a trial of episodes: "random", "psrl" (plan
     each episode on an MDP drawn from the posterior), "greedy" (plan on the posterior mean) or
     "state_blind" (ignore the state: each step plays the action of highest posterior mean
-    reward pooled over all states, as if the MDP were a 5-armed bandit)."""
+    reward pooled over all states, as if the MDP were a bandit over its actions)."""
     return mdp_trials(tasks, num_episodes, episode_length, rng, policy).episode_returns
 
 

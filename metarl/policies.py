@@ -151,12 +151,18 @@ class RecurrentPolicy(nn.Module):
     previous action was taken in), and the GRUs read the one-hot of the (previous
     observation, previous action) pair and that pair times the previous reward: for a
     tabular MDP, each reward arrives in the slot of the state-action pair that earned it.
+    With `observation_heads` the action and value heads also read the current observation
+    times the GRU features (`_readout`): for a one-hot state, a linear head of its own per
+    state, so what the GRU keeps per state-action pair can be read out for the state the
+    agent is in (without it RL2 on tabular MDPs stalls at the level of a policy blind to
+    the state; docs/results.md, "Tabular MDPs").
     The hidden state runs through a whole trial (several episodes on one task) and starts
     at zero for every trial. A second GRU of the same size computes the value, so a
     trust-region step on the policy leaves the value's features alone.
 
     Parameters: ``gru.*``, ``action_head.*``, ``log_std`` [act_dim] (Gaussian head only);
-    ``value_gru.*``, ``value_head.*`` (`value_parameters`).
+    ``value_gru.*``, ``value_head.*`` (`value_parameters`); with `observation_heads` also
+    ``action_head_by_obs`` [obs_dim, H, act_dim] and ``value_head_by_obs`` [obs_dim, H, 1].
     Actions are stored as [..., 1] action indices (float) for the categorical head and
     [..., act_dim] for the Gaussian head.
     """
