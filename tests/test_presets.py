@@ -125,8 +125,8 @@ def test_rl2_preset_has_the_papers_setup_and_runs(preset):
         # the RL2-TRPO n = 10 and 25 presets read per state-action rewards (not in the paper)
         departs = preset.stem in ("rl2_trpo_tabular_mdp_n10", "rl2_trpo_tabular_mdp_n25")
         assert config.rnn_state_action_inputs == departs
-        # and the n = 10 one has heads that read the state (not in the paper either)
-        assert config.rnn_observation_heads == (preset.stem == "rl2_trpo_tabular_mdp_n10")
+        # and heads that read the state (not in the paper either)
+        assert config.rnn_observation_heads == departs
     else:
         assert config.episodes_per_trial == 2 and config.horizon == 200
     small = load_config(
