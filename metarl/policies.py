@@ -297,7 +297,7 @@ class RecurrentPolicy(nn.Module):
         out = head(features)
         if self.observation_heads:
             weight = getattr(self, by_obs)
-            per_obs = (features @ weight.permute(1, 0, 2).flatten(1)).unflatten(-1, weight.shape[::2])
+            per_obs = torch.einsum("...h,oha->...oa", features, weight)  # [..., obs_dim, out]
             out = out + (obs[..., :, None] * per_obs).sum(-2)
         return out
 
