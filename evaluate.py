@@ -53,6 +53,9 @@ PAPER_ORACLE = {
     "metarl/AntDir-v0": [524.80],
 }
 
+# The MDP baselines whose return per episode the adaptation plot draws beside RL2's.
+MDP_CURVES = ("PSRL", "greedy")
+
 # The RL2 paper's bandit table (total reward over n pulls, mean over 1000 bandits), by
 # (n pulls, k arms); see shared/reference/PAPER_NUMBERS.md. OTS is not implemented here.
 PAPER_RL2_BANDITS = {
@@ -216,15 +219,15 @@ def main(argv: list[str] | None = None) -> int:
             )
         )
     paper = paper_reference(config)
-    reference_label, reference = paper if paper else ("", None)
-    if reference is not None:
-        print(f"{reference_label}: {reference}")
-    elif "PSRL" in summary.get("baselines", {}):  # MDPs: PSRL's episode curve on the same tasks
-        reference_label, reference = "PSRL (same tasks)", summary["baselines"]["PSRL"]["episode_means"]
+    references = dict([paper]) if paper else {}
+    if paper:
+        print(f"{paper[0]}: {paper[1]}")
+    elif "PSRL" in summary.get("baselines", {}):  # MDPs: the Bayesian baselines' episode curves
+        references = {
+            f"{name} (same tasks)": summary["baselines"][name]["episode_means"] for name in MDP_CURVES
+        }
     evaluation.write_json(summary, out_dir / "evaluation.json")
-    evaluation.plot_curve(
-        summary, out_dir / "adaptation_curve.png", title, reference, step_label, reference_label or "paper"
-    )
+    evaluation.plot_curve(summary, out_dir / "adaptation_curve.png", title, references, step_label)
     written = [out_dir / "evaluation.json", out_dir / "adaptation_curve.png"]
     if (run_dir / "progress.csv").exists():
         training_title = f"{config.env_id} {config.agent} (seed {config.seed}): training"

@@ -20,7 +20,7 @@ from pathlib import Path
 from tqdm import tqdm
 
 from agents import build
-from metarl.checkpoint import CheckpointError, load_run, run_dir_of, save_checkpoint
+from metarl.checkpoint import CheckpointError, load_run, run_dir_of, run_state, save_checkpoint
 from metarl.config import (
     ConfigError,
     TrainConfig,
@@ -68,13 +68,7 @@ def train(
 
     def checkpoint() -> None:
         nonlocal saved
-        state = {
-            "iteration": completed,
-            "env_steps": env_steps,
-            "agent": agent.state_dict(),
-            "config": config.to_dict(),
-        }
-        save_checkpoint(checkpoint_dir, state)
+        save_checkpoint(checkpoint_dir, run_state(completed, env_steps, agent.state_dict(), config))
         saved = completed
 
     bar = tqdm(

@@ -45,7 +45,7 @@ from agents.rl2 import RL2PPO  # noqa: E402
 from envs.tabular_mdp import TabularMDPEnv  # noqa: E402
 from evaluate import classical_baselines  # noqa: E402
 from metarl import seeding  # noqa: E402
-from metarl.checkpoint import save_checkpoint  # noqa: E402
+from metarl.checkpoint import run_state, save_checkpoint  # noqa: E402
 from metarl.config import ConfigError, load_config, save_config  # noqa: E402
 from metarl.policies import RecurrentPolicy  # noqa: E402
 from metarl.sampling import Sampler  # noqa: E402
@@ -176,7 +176,7 @@ def main(argv: list[str] | None = None) -> int:
         run_dir.mkdir(parents=True, exist_ok=True)
         save_config(config, run_dir / "config.yaml")
         # env_steps 0: the teacher's trials are not counted as the run's environment steps
-        state = {"iteration": 0, "env_steps": 0, "agent": agent.state_dict(), "config": config.to_dict()}
+        state = run_state(0, 0, agent.state_dict(), config)
         print(f"saved the clone to {save_checkpoint(run_dir / 'checkpoints', state)}")
     return 0
 

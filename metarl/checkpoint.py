@@ -18,11 +18,20 @@ import torch
 from metarl.config import TrainConfig, config_from_dict
 
 FORMAT_VERSION = 1
+REQUIRED_KEYS = ("iteration", "env_steps", "agent", "config")  # besides format_version
 _NAME = re.compile(r"^iteration_(\d+)\.pt$")
 
 
 class CheckpointError(RuntimeError):
     """A checkpoint is missing, corrupt or of an unknown format."""
+
+
+def run_state(
+    iteration: int, env_steps: int, agent_state: dict[str, Any], config: TrainConfig
+) -> dict[str, Any]:
+    """A run's checkpoint contents after `iteration` completed meta-iterations and `env_steps`
+    environment steps (what `save_checkpoint` writes and `load_checkpoint` requires)."""
+    return {"iteration": iteration, "env_steps": env_steps, "agent": agent_state, "config": config.to_dict()}
 
 
 def save_checkpoint(directory: Path, state: dict[str, Any]) -> Path:
@@ -70,7 +79,7 @@ def load_checkpoint(path: Path) -> dict[str, Any]:
         raise CheckpointError(
             f"{path} has checkpoint format {state['format_version']}, this metarl reads {FORMAT_VERSION}"
         )
-    for key in ("iteration", "env_steps", "agent", "config"):
+    for key in REQUIRED_KEYS:
         if key not in state:
             raise CheckpointError(f"checkpoint {path} lacks {key!r}")
     return state

@@ -115,11 +115,11 @@ def plot_curve(
     summary: dict[str, Any],
     path: Path,
     title: str,
-    reference: list[float] | None = None,
+    references: dict[str, list[float]] | None = None,
     step_label: str = "gradient steps",
-    reference_label: str = "paper (MAML)",
 ) -> None:
-    """Mean return with a standard-error band against adaptation steps, as PNG."""
+    """Mean return with a standard-error band against adaptation steps, as PNG, with each of
+    `references` (label -> mean return per step) drawn dashed beside it."""
     steps = [row["step"] for row in summary["steps"]]
     means = np.array([row["mean_return"] for row in summary["steps"]])
     errors = np.array([row["stderr"] for row in summary["steps"]])
@@ -127,10 +127,8 @@ def plot_curve(
     def draw(axes) -> None:
         axes.plot(steps, means, marker="o", label="metarl")
         axes.fill_between(steps, means - errors, means + errors, alpha=0.25)
-        if reference is not None:
-            axes.plot(
-                steps[: len(reference)], reference[: len(steps)], ls="--", marker="x", label=reference_label
-            )
+        for label, reference in (references or {}).items():
+            axes.plot(steps[: len(reference)], reference[: len(steps)], ls="--", marker="x", label=label)
         axes.set_xticks(steps)
 
     _save_plot(draw, path, title, step_label, "mean return (held-out tasks)")

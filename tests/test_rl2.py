@@ -424,9 +424,9 @@ def test_evaluate_reports_the_episode_curve_and_the_baselines_on_the_same_tasks(
     drawn = {}
     plot_curve = evaluate.evaluation.plot_curve
 
-    def record(summary, path, title, reference, step_label, reference_label):
-        drawn.update(reference=reference, reference_label=reference_label)
-        plot_curve(summary, path, title, reference, step_label, reference_label)
+    def record(summary, path, title, references, step_label):
+        drawn.update(references)
+        plot_curve(summary, path, title, references, step_label)
 
     monkeypatch.setattr(evaluate.evaluation, "plot_curve", record)
     assert evaluate.main([str(run), "--tasks", "30"]) == 0
@@ -457,12 +457,15 @@ def test_evaluate_reports_the_episode_curve_and_the_baselines_on_the_same_tasks(
             paired = baseline["agent_minus_this_expected"]
             assert paired["mean"] == pytest.approx(scored["mean"] - baseline["expected"]["mean"]), name
     if "mdp" in preset:
-        # the episode curve is drawn next to PSRL's on the same tasks
-        assert drawn["reference"] == summary["baselines"]["PSRL"]["episode_means"]
-        assert drawn["reference_label"] == "PSRL (same tasks)"
+        # the episode curve is drawn next to PSRL's and greedy's on the same tasks
+        assert drawn == {
+            f"{name} (same tasks)": summary["baselines"][name]["episode_means"] for name in ("PSRL", "greedy")
+        }
         # the optimum is exact and no policy beats it on average by much
         optimum = summary["baselines"]["optimal (knows the MDP)"]
         assert len(optimum["episode_means"]) == k and optimum["mean"] > summary["baselines"]["random"]["mean"]
+    else:  # no paper curve or Bayesian baseline to draw for a bandit
+        assert drawn == {}
     for name in ("adaptation_curve.png", "training_curve.png"):
         assert (run / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
