@@ -63,16 +63,20 @@ def behaviour(arms: np.ndarray, rewards: np.ndarray, means: np.ndarray) -> dict[
         failures[rows, arms[:, t]] += 1.0 - rewards[:, t]
     return {
         "total": float(rewards.sum(1).mean()),
-        "on_posterior_best": float(np.mean(on_posterior_best)),
-        "stay_on_losing_record": float(np.mean(stay_on_losing_record))
-        if stay_on_losing_record
-        else float("nan"),
-        "stay_after_win": float(stayed[previous_reward == 1].mean()),
-        "stay_after_loss": float(stayed[previous_reward == 0].mean()),
+        "on_posterior_best": share(on_posterior_best),
+        "stay_on_losing_record": share(stay_on_losing_record),
+        "stay_after_win": share(stayed[previous_reward == 1]),
+        "stay_after_loss": share(stayed[previous_reward == 0]),
         "arms_tried": float(np.mean([len(set(row)) for row in arms])),
         "best_arm_share": float((arms == means.argmax(1)[:, None]).mean()),
-        "new_arm_after_loss": float(np.mean(new_arm_after_loss)) if new_arm_after_loss else float("nan"),
+        "new_arm_after_loss": share(new_arm_after_loss),
     }
+
+
+def share(events) -> float:
+    """The fraction of true among `events` (booleans), or NaN when there are none."""
+    events = np.asarray(events, dtype=bool)
+    return float(events.mean()) if events.size else float("nan")
 
 
 def win_stay_lose_shift(means: np.ndarray, num_pulls: int, rng: np.random.Generator) -> float:

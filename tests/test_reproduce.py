@@ -227,6 +227,7 @@ def test_bandit_behaviour_statistics_and_win_stay_lose_shift():
     )
     # arm 0 is 0-for-3 after pull 3 (stays for pull 4) and 0-for-4 after pull 4 (leaves)
     assert losing["stay_on_losing_record"] == 0.5
+    assert np.isnan(losing["stay_after_win"])  # no win to stay after: NaN, not a warning
 
     rng = np.random.default_rng(0)
     assert win_stay_lose_shift(np.array([[1.0, 0.0]]), 7, rng) == 7.0  # stays on arm 0
