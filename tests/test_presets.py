@@ -122,8 +122,12 @@ def test_rl2_preset_has_the_papers_setup_and_runs(preset):
     elif "tabular_mdp" in preset.stem:
         assert config.episodes_per_trial == int(preset.stem.split("_n")[-1]) and config.horizon == 10
         assert (config.rnn_hidden_size, config.gae_lambda) == (256, 0.3)
-        # the RL2-TRPO n = 10 and 25 presets read per state-action rewards (not in the paper)
-        departs = preset.stem in ("rl2_trpo_tabular_mdp_n10", "rl2_trpo_tabular_mdp_n25")
+        # the n = 10 and 25 presets read per state-action rewards (not in the paper)
+        departs = preset.stem in (
+            "rl2_trpo_tabular_mdp_n10",
+            "rl2_trpo_tabular_mdp_n25",
+            "rl2_ppo_tabular_mdp_n10",
+        )
         assert config.rnn_state_action_inputs == departs
         # and heads that read the state (not in the paper either)
         assert config.rnn_observation_heads == departs
