@@ -123,11 +123,9 @@ def test_rl2_preset_has_the_papers_setup_and_runs(preset):
         assert config.episodes_per_trial == int(preset.stem.split("_n")[-1]) and config.horizon == 10
         assert (config.rnn_hidden_size, config.gae_lambda) == (256, 0.3)
         # the n = 10 and 25 presets read per state-action rewards (not in the paper)
-        departs = preset.stem in (
-            "rl2_trpo_tabular_mdp_n10",
-            "rl2_trpo_tabular_mdp_n25",
-            "rl2_ppo_tabular_mdp_n10",
-        )
+        departs = preset.stem in {
+            f"{agent}_tabular_mdp_n{n}" for agent in ("rl2_trpo", "rl2_ppo") for n in (10, 25)
+        }
         assert config.rnn_state_action_inputs == departs
         # and heads that read the state (not in the paper either)
         assert config.rnn_observation_heads == departs
