@@ -218,11 +218,12 @@ def main(argv: list[str] | None = None) -> int:
                 config.agent, summary["expected_trial_total"], summary["baselines"], expected=True
             )
         )
-    paper = paper_reference(config)
-    references = dict([paper]) if paper else {}
-    if paper:
-        print(f"{paper[0]}: {paper[1]}")
-    elif "PSRL" in summary.get("baselines", {}):  # MDPs: the Bayesian baselines' episode curves
+    references: dict[str, list[float]] = {}
+    if paper := paper_reference(config):
+        label, curve = paper
+        print(f"{label}: {curve}")
+        references = {label: curve}
+    elif set(MDP_CURVES) <= summary.get("baselines", {}).keys():  # MDPs: the baselines' episode curves
         references = {
             f"{name} (same tasks)": summary["baselines"][name]["episode_means"] for name in MDP_CURVES
         }
