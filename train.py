@@ -4,6 +4,7 @@
     python train.py --config configs/maml_trpo_navigation2d.yaml meta_iterations=50 seed=3
     python train.py --resume runs/<run>               # continue a stopped run
     python train.py --resume runs/<run> meta_iterations=200   # ... and extend it
+    python train.py --config <preset> init_from=runs/<run> outer_lr=3e-4   # fine-tune a run
 
 Writes ``runs/<env>__<agent>__<seed>__<time>/``: config.yaml, TensorBoard events,
 progress.csv and checkpoints/.
@@ -20,7 +21,14 @@ from pathlib import Path
 from tqdm import tqdm
 
 from agents import build
-from metarl.checkpoint import CheckpointError, load_run, run_dir_of, run_state, save_checkpoint
+from metarl.checkpoint import (
+    CheckpointError,
+    load_policy_weights,
+    load_run,
+    run_dir_of,
+    run_state,
+    save_checkpoint,
+)
 from metarl.config import (
     ConfigError,
     TrainConfig,
@@ -53,15 +61,23 @@ def run_name(config: TrainConfig) -> str:
 def train(
     config: TrainConfig, run_dir: Path, resume_state: dict | None = None, progress: bool = True
 ) -> Path:
-    """Meta-train for `config.meta_iterations` iterations in total; return the run directory."""
-    run_dir.mkdir(parents=True, exist_ok=True)
-    save_config(config, run_dir / "config.yaml")
-    checkpoint_dir = run_dir / "checkpoints"
+    """Meta-train for `config.meta_iterations` iterations in total; return the run directory.
+
+    Raises `CheckpointError` before writing anything if `config.init_from` does not fit."""
     agent, family, sampler = build(config)
     start, env_steps = 0, 0
     if resume_state is not None:
         agent.load_state_dict(resume_state["agent"])
         start, env_steps = int(resume_state["iteration"]), int(resume_state["env_steps"])
+    elif config.init_from is not None:
+        try:
+            load_policy_weights(agent.policy, Path(config.init_from))
+        except CheckpointError:
+            sampler.close()  # its worker processes are already running
+            raise
+    run_dir.mkdir(parents=True, exist_ok=True)
+    save_config(config, run_dir / "config.yaml")
+    checkpoint_dir = run_dir / "checkpoints"
     logger = Logger(run_dir, resume_iteration=start if resume_state is not None else None)
     logger.hyperparameters(config.to_dict())
     completed, saved = start, start
@@ -158,6 +174,9 @@ def main(argv: list[str] | None = None) -> int:
     signal.signal(signal.SIGTERM, _raise_terminated)
     try:
         train(config, run_dir, state, progress=not args.no_progress)
+    except CheckpointError as err:  # init_from names a missing or ill-fitting checkpoint
+        print(f"error: {err}", file=sys.stderr)
+        return 2
     except (KeyboardInterrupt, Terminated) as stop:
         print(
             f"\n{'terminated' if isinstance(stop, Terminated) else 'interrupted'}; the last completed "

@@ -85,6 +85,19 @@ def load_checkpoint(path: Path) -> dict[str, Any]:
     return state
 
 
+def load_policy_weights(policy: torch.nn.Module, path: Path) -> None:
+    """Copy the policy (and value) weights of checkpoint `path`, or of a run directory's latest
+    checkpoint, into `policy`. Raises `CheckpointError` if they do not fit its shapes."""
+    state = load_checkpoint(path)
+    weights = state["agent"].get("policy") if isinstance(state["agent"], dict) else None
+    if weights is None:
+        raise CheckpointError(f"checkpoint {path} holds no policy weights ('agent' has no 'policy')")
+    try:
+        policy.load_state_dict(weights)
+    except RuntimeError as err:
+        raise CheckpointError(f"the policy in {path} does not fit this config's policy: {err}") from err
+
+
 def load_run(path: Path) -> tuple[dict[str, Any], TrainConfig]:
     """(checkpoint state, its run's config) of a run directory or checkpoint file.
 

@@ -94,6 +94,10 @@ class TrainConfig:
     # runs, checkpoints, evaluation
     run_root: str = "runs"
     checkpoint_every: int = 10  # meta-iterations between checkpoints (and always at the end)
+    # start the networks from this checkpoint (or a run directory's latest) instead of a fresh
+    # draw: fine-tuning a trained policy under a new config. The optimizer starts fresh and
+    # the run counts its meta-iterations from 0.
+    init_from: str | None = None  # noqa: UP007
     eval_tasks: int = 40
     eval_steps: int = 3
     eval_inner_lrs: list = field(default_factory=lambda: [0.1, 0.05])  # last one repeats
@@ -107,7 +111,8 @@ def field_names() -> list[str]:
 
 
 def _check_type(key: str, value: Any) -> Any:
-    """Coerce ints to floats where a float is expected; raise ConfigError on a mismatch."""
+    """Coerce ints, and numbers YAML left as strings, to floats where a float is expected;
+    raise ConfigError on a mismatch."""
     hints = typing.get_type_hints(TrainConfig)
     expected = hints[key]
     origin = typing.get_origin(expected)
@@ -117,6 +122,11 @@ def _check_type(key: str, value: Any) -> Any:
         return None
     if float in allowed and isinstance(value, int) and not isinstance(value, bool):
         return float(value)
+    if float in allowed and isinstance(value, str):
+        try:  # YAML 1.1 reads an exponent without a dot (3e-4) as a string
+            return float(value)
+        except ValueError:
+            pass
     if bool not in allowed and isinstance(value, bool):
         raise ConfigError(f"config key {key!r} expects {_type_name(allowed)}, got {value!r}")
     if not isinstance(value, allowed):

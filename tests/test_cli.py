@@ -120,6 +120,8 @@ def test_resume_extends_a_run(run_dir, tmp_path):
         (["hidden_sizes=[a]"], "hidden_sizes must be a non-empty list of positive ints"),
         (["env_kwargs={foo: 1}"], "cannot be built with env_kwargs=\\{'foo': 1\\}.*foo"),
         (["seed=-1"], "seed must be >= 0, got -1"),
+        (["outer_lr=fast"], "config key 'outer_lr' expects float, got 'fast'"),
+        (["init_from=runs/none", "meta_iterations=1"], "checkpoint runs/none does not exist"),
         (["entropy_coef_final=-0.1"], "entropy_coef_final must be >= 0 or null, got -0.1"),
         (
             ["entropy_coef=0.01"],

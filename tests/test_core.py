@@ -213,3 +213,13 @@ def test_logger_writes_tensorboard_and_csv_and_widens_the_header(tmp_path):
     Logger(tmp_path, resume_iteration=1).close()
     with open(tmp_path / "progress.csv", newline="") as handle:
         assert [r["charts/iteration"] for r in csv.DictReader(handle)] == ["1"]
+
+
+def test_a_float_key_reads_an_exponent_that_yaml_leaves_as_a_string(tmp_path):
+    from metarl.config import load_config
+
+    preset = tmp_path / "preset.yaml"
+    preset.write_text("outer_lr: 3e-4\n")  # YAML 1.1: a string, not a float
+    assert load_config(str(preset), []).outer_lr == 3e-4
+    assert load_config(None, ["outer_lr=2e-3", "max_kl=1E-2"]).outer_lr == 2e-3
+    assert load_config(None, ["max_kl=1E-2"]).max_kl == 0.01

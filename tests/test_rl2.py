@@ -11,7 +11,7 @@ from torch.distributions import Categorical
 
 from agents import build
 from agents.rl2 import Trials
-from metarl.checkpoint import load_checkpoint
+from metarl.checkpoint import CheckpointError, load_checkpoint
 from metarl.config import config_from_dict, load_config
 from metarl.episodes import Episodes
 from metarl.policies import RecurrentPolicy
@@ -400,6 +400,31 @@ def test_rl2_resume_equals_uninterrupted(tmp_path):
     for key, value in final["agent"]["policy"].items():
         assert torch.equal(value, resumed["agent"]["policy"][key]), key
     assert _csv_rows(full / "progress.csv") == _csv_rows(part / "progress.csv")
+
+
+def test_init_from_starts_a_new_run_from_a_trained_policy_with_a_fresh_optimizer(tmp_path):
+    small = RL2_BANDIT + ["rnn_hidden_size=8", "meta_batch_size=32"]
+    trained = train(load_config(None, small + ["meta_iterations=2"]), tmp_path / "trained", progress=False)
+    # an Adam step of 1e-9 leaves the weights where they started: the trained ones
+    fine_tune = load_config(None, small + ["meta_iterations=1", f"init_from={trained}", "outer_lr=1e-9"])
+    tuned = train(fine_tune, tmp_path / "tuned", progress=False)
+    fresh = train(
+        load_config(None, small + ["meta_iterations=1", "outer_lr=1e-9"]), tmp_path / "fresh", progress=False
+    )
+    source, state, fresh_state = (load_checkpoint(run) for run in (trained, tuned, fresh))
+    assert state["iteration"] == 1 and state["config"]["init_from"] == str(trained)
+    differs_from_fresh = False
+    for key, value in source["agent"]["policy"].items():
+        torch.testing.assert_close(state["agent"]["policy"][key], value, rtol=0, atol=1e-6)
+        differs_from_fresh |= not torch.allclose(fresh_state["agent"]["policy"][key], value, atol=1e-3)
+    assert differs_from_fresh
+    steps = {int(s["step"]) for s in state["agent"]["optimizer"]["state"].values()}
+    assert steps == {4 * 4}  # one iteration's ppo_epochs x ppo_minibatches: Adam started anew
+
+    misfit = load_config(None, small + ["meta_iterations=1", "rnn_hidden_size=16", f"init_from={trained}"])
+    with pytest.raises(CheckpointError, match="does not fit this config's policy"):
+        train(misfit, tmp_path / "misfit", progress=False)
+    assert not (tmp_path / "misfit").exists()
 
 
 @pytest.mark.parametrize(
