@@ -13,6 +13,7 @@ progress.csv and checkpoints/.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import signal
 import sys
 import time
@@ -23,6 +24,7 @@ from tqdm import tqdm
 from agents import build
 from metarl.checkpoint import (
     CheckpointError,
+    checkpoint_file,
     load_policy_weights,
     load_run,
     run_dir_of,
@@ -71,10 +73,13 @@ def train(
         start, env_steps = int(resume_state["iteration"]), int(resume_state["env_steps"])
     elif config.init_from is not None:
         try:
-            load_policy_weights(agent.policy, Path(config.init_from))
+            source = checkpoint_file(Path(config.init_from))
+            load_policy_weights(agent.policy, source)
         except CheckpointError:
             sampler.close()  # its worker processes are already running
             raise
+        # the run's config names the file, not a run directory whose latest may change
+        config = dataclasses.replace(config, init_from=str(source))
     run_dir.mkdir(parents=True, exist_ok=True)
     save_config(config, run_dir / "config.yaml")
     checkpoint_dir = run_dir / "checkpoints"

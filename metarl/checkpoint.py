@@ -62,11 +62,18 @@ def run_dir_of(path: Path) -> Path:
     return path.parent.parent if path.is_file() else path
 
 
-def load_checkpoint(path: Path) -> dict[str, Any]:
-    """Load and check a checkpoint; raise `CheckpointError` saying what is wrong."""
+def checkpoint_file(path: Path) -> Path:
+    """`path` itself if it is a file, else the latest checkpoint of the run directory (or
+    checkpoints directory) `path`."""
     path = Path(path)
     if path.is_dir():
-        path = latest_checkpoint(path / "checkpoints" if (path / "checkpoints").is_dir() else path)
+        return latest_checkpoint(path / "checkpoints" if (path / "checkpoints").is_dir() else path)
+    return path
+
+
+def load_checkpoint(path: Path) -> dict[str, Any]:
+    """Load and check a checkpoint; raise `CheckpointError` saying what is wrong."""
+    path = checkpoint_file(path)
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
     except FileNotFoundError as err:
@@ -86,8 +93,8 @@ def load_checkpoint(path: Path) -> dict[str, Any]:
 
 
 def load_policy_weights(policy: torch.nn.Module, path: Path) -> None:
-    """Copy the policy (and value) weights of checkpoint `path`, or of a run directory's latest
-    checkpoint, into `policy`. Raises `CheckpointError` if they do not fit its shapes."""
+    """Copy the policy (and value) weights of checkpoint file `path` into `policy`. Raises
+    `CheckpointError` if they do not fit its shapes."""
     state = load_checkpoint(path)
     weights = state["agent"].get("policy") if isinstance(state["agent"], dict) else None
     if weights is None:

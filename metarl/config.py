@@ -96,7 +96,8 @@ class TrainConfig:
     checkpoint_every: int = 10  # meta-iterations between checkpoints (and always at the end)
     # start the networks from this checkpoint (or a run directory's latest) instead of a fresh
     # draw: fine-tuning a trained policy under a new config. The optimizer starts fresh and
-    # the run counts its meta-iterations from 0.
+    # the run counts its meta-iterations from 0. A run directory is recorded in the run's
+    # config.yaml as its latest checkpoint file at the start.
     init_from: str | None = None  # noqa: UP007
     eval_tasks: int = 40
     eval_steps: int = 3
