@@ -10,6 +10,7 @@ from __future__ import annotations
 import dataclasses
 import difflib
 import importlib.util
+import re
 import types
 import typing
 from dataclasses import dataclass, field
@@ -112,8 +113,7 @@ def field_names() -> list[str]:
 
 
 def _check_type(key: str, value: Any) -> Any:
-    """Coerce ints, and numbers YAML left as strings, to floats where a float is expected;
-    raise ConfigError on a mismatch."""
+    """Coerce ints to floats where a float is expected; raise ConfigError on a mismatch."""
     hints = typing.get_type_hints(TrainConfig)
     expected = hints[key]
     origin = typing.get_origin(expected)
@@ -123,11 +123,6 @@ def _check_type(key: str, value: Any) -> Any:
         return None
     if float in allowed and isinstance(value, int) and not isinstance(value, bool):
         return float(value)
-    if float in allowed and isinstance(value, str):
-        try:  # YAML 1.1 reads an exponent without a dot (3e-4) as a string
-            return float(value)
-        except ValueError:
-            pass
     if bool not in allowed and isinstance(value, bool):
         raise ConfigError(f"config key {key!r} expects {_type_name(allowed)}, got {value!r}")
     if not isinstance(value, allowed):
@@ -150,6 +145,22 @@ def _apply(config: TrainConfig, updates: dict[str, Any], source: str) -> TrainCo
     return config
 
 
+class _YamlLoader(yaml.SafeLoader):
+    """PyYAML's safe loader, but an exponent without a dot (3e-4) is a float, as in YAML 1.2
+    (YAML 1.1 reads it as a string)."""
+
+
+_YamlLoader.add_implicit_resolver(
+    "tag:yaml.org,2002:float",
+    re.compile(r"^[-+]?[0-9][0-9_]*(?:\.[0-9_]*)?[eE][-+]?[0-9]+$"),
+    list("-+0123456789"),
+)
+
+
+def _parse_yaml(text: str) -> Any:
+    return yaml.load(text, Loader=_YamlLoader)
+
+
 def parse_overrides(overrides: list[str]) -> dict[str, Any]:
     """``["inner_lr=0.05", "hidden_sizes=[100,100]"]`` -> dict; values are parsed as YAML."""
     parsed: dict[str, Any] = {}
@@ -157,7 +168,7 @@ def parse_overrides(overrides: list[str]) -> dict[str, Any]:
         if "=" not in item:
             raise ConfigError(f"override {item!r} is not of the form key=value")
         key, raw = item.split("=", 1)
-        parsed[key.strip()] = yaml.safe_load(raw) if raw.strip() else None
+        parsed[key.strip()] = _parse_yaml(raw) if raw.strip() else None
     return parsed
 
 
@@ -171,7 +182,7 @@ def load_config(
         if not path.is_file():
             presets = sorted(p.name for p in Path("configs").glob("*.yaml"))
             raise ConfigError(f"config file {str(path)!r} not found; presets in configs/: {presets}")
-        data = yaml.safe_load(path.read_text()) or {}
+        data = _parse_yaml(path.read_text()) or {}
         if not isinstance(data, dict):
             raise ConfigError(f"{path} must hold a mapping of config keys, got {type(data).__name__}")
         _apply(config, data, str(path))
