@@ -24,6 +24,10 @@ from functools import lru_cache
 
 import numpy as np
 
+from metarl import seeding
+from metarl.episodes import Episodes
+from metarl.evaluation import mean_and_stderr
+from metarl.registry import FamilyBaselines, register_baselines
 from metarl.tasks import Task
 
 # ---- bandits -------------------------------------------------------------------------------
@@ -369,3 +373,56 @@ def mdp_baselines(tasks: list[Task], num_episodes: int, episode_length: int, see
     optimum = optimal_episode_return(tasks, episode_length)
     baselines["optimal (knows the MDP)"] = {"episode_returns": np.tile(optimum, (num_episodes, 1))}
     return baselines
+
+
+# ---- evaluation: the baselines of a family, registered for `metarl.evaluation` -------------
+
+
+def _bandit_play(family, tasks: list[Task], horizon: int, episodes_per_trial: int, task_seed: int) -> dict:
+    """The bandit baselines on `tasks`, tuned on the family's own tuning tasks."""
+    seed = int(seeding.seed_sequence(task_seed, seeding.BASELINES).generate_state(1)[0])
+    tuning = family.sample_tasks(len(tasks), seeding.generator(task_seed, seeding.BASELINE_TUNING))
+    pulls = min(family.num_pulls, horizon) * episodes_per_trial
+    results = bandit_baselines(tasks, tuning, pulls, seed, family.arms == "gaussian")
+    return {
+        name: {
+            **mean_and_stderr(r["totals"]),
+            "parameter": r["parameter"],
+            "task_totals": r["totals"],
+            "task_expected_totals": r["expected_totals"],
+        }
+        for name, r in results.items()
+    }
+
+
+def _mdp_play(family, tasks: list[Task], horizon: int, episodes_per_trial: int, task_seed: int) -> dict:
+    """The tabular-MDP baselines on `tasks`, with their return per episode of the trial."""
+    seed = int(seeding.seed_sequence(task_seed, seeding.BASELINES).generate_state(1)[0])
+    length = min(family.episode_length, horizon)
+    summaries = {}
+    for name, r in mdp_baselines(tasks, episodes_per_trial, length, seed).items():
+        totals = r["episode_returns"].sum(0)  # [tasks]
+        summaries[name] = {
+            **mean_and_stderr(totals),
+            "parameter": None,
+            "task_totals": totals,
+            "episode_means": r["episode_returns"].mean(1).tolist(),
+        }
+    return summaries
+
+
+def expected_trial_totals(episodes: Episodes) -> np.ndarray:
+    """Each bandit trial's pulls scored by the chosen arms' means, summed: [tasks]."""
+    num_tasks = len(episodes.tasks)
+    arms = episodes.actions[..., 0].reshape(num_tasks, -1).numpy()
+    mask = episodes.mask.reshape(num_tasks, -1).numpy()
+    return chosen_arm_means(episodes.tasks, arms, mask)
+
+
+def register() -> None:
+    """Register the bandit and tabular-MDP baselines with `metarl.registry`."""
+    from metarl.envs.bandit import BanditEnv
+    from metarl.envs.tabular_mdp import TabularMDPEnv
+
+    register_baselines(BanditEnv, FamilyBaselines(_bandit_play, expected_totals=expected_trial_totals))
+    register_baselines(TabularMDPEnv, FamilyBaselines(_mdp_play, curves=("PSRL", "greedy")))

@@ -1,6 +1,7 @@
-"""MAML with a policy-gradient inner loop and a TRPO (`MAMLTRPO`) or PPO (`MAMLPPO`) outer step.
+"""MAML with a policy-gradient inner loop and a composed outer step: TRPO (`TRPOOuterStep`,
+agent ``maml_trpo``) or PPO (`PPOOuterStep`, agent ``maml_ppo``).
 
-One meta-iteration (`MAMLTRPO.train_step`), batched over the tasks of the meta-batch:
+One meta-iteration (`MAML.train_step`), batched over the tasks of the meta-batch:
 
 1. For each inner step k: sample ``episodes_per_task`` episodes per task with the task's
    current parameters theta_k, fit the linear baseline per task, and take one
@@ -10,7 +11,7 @@ One meta-iteration (`MAMLTRPO.train_step`), batched over the tasks of the meta-b
    validation episodes as a function of the meta-parameters theta_0 through the adaptation
    (second order unless ``first_order``), constrained by the mean KL from the policies that
    sampled them. Gradients and KL-Hessian products are chained through the adaptation's
-   Jacobian with inner-loss Hessian-vector products (`MAMLTRPO.outer_terms`), which equals
+   Jacobian with inner-loss Hessian-vector products (`MAML.outer_terms`), which equals
    differentiating through the unrolled adaptation (a test checks it) without third
    derivatives.
 
@@ -23,14 +24,16 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
+import gymnasium as gym
 import numpy as np
 import torch
 from torch import Tensor
 from torch.distributions import Normal
 
 from metarl import baselines, seeding
+from metarl.actors import MLPActor, collect_episodes
 from metarl.config import TrainConfig
 from metarl.episodes import Episodes
 from metarl.optim import flat_concat, hessian_vector_product, trpo_step, unflatten
@@ -60,7 +63,7 @@ class InnerStep:
     loss: float
 
     @classmethod
-    def build(cls, agent: MAMLTRPO, params: Params, episodes: Episodes, first_order: bool) -> InnerStep:
+    def build(cls, agent: MAML, params: Params, episodes: Episodes, first_order: bool) -> InnerStep:
         advantages = agent.advantages(episodes)
         leaves = {name: value.detach().requires_grad_() for name, value in params.items()}
         loss = agent.inner_loss(leaves, episodes, advantages)
@@ -82,15 +85,33 @@ class InnerStep:
         return [v - lr * hv for v, hv in zip(vectors, products)]
 
 
-class MAMLTRPO:
-    """MAML-TRPO. `train_step` runs one meta-iteration; `adaptation_curve` evaluates."""
+class OuterStep(Protocol):
+    """MAML's outer step on the meta-parameters, given the meta-iteration's inner steps and
+    post-adaptation episodes. keeps_inner_graph: whether it needs the inner gradients' graphs
+    (built in `train_step`) or recomputes the adaptation itself."""
 
-    KEEPS_INNER_GRAPH = True  # the outer step chains through the inner steps' gradient graphs
+    keeps_inner_graph: bool
 
-    def __init__(self, config: TrainConfig, policy: GaussianMLPPolicy, sampler: Sampler) -> None:
+    def step(
+        self, agent: MAML, inner_steps: list[InnerStep], valid: Episodes, valid_advantages: Tensor
+    ) -> dict[str, float]: ...
+
+    def state_dict(self) -> dict[str, Any]: ...
+
+    def load_state_dict(self, state: dict[str, Any]) -> None: ...
+
+
+class MAML:
+    """MAML with a policy-gradient inner loop and the outer step `outer`. `train_step` runs
+    one meta-iteration; `adaptation_curve` evaluates; `adapt` adapts to one env's task."""
+
+    def __init__(
+        self, config: TrainConfig, policy: GaussianMLPPolicy, sampler: Sampler, outer: OuterStep
+    ) -> None:
         self.config = config
         self.policy = policy
         self.sampler = sampler
+        self.outer = outer
 
     # ---- pieces -------------------------------------------------------------------------
     def advantages(self, episodes: Episodes) -> Tensor:
@@ -107,7 +128,7 @@ class MAMLTRPO:
         log_probs = self.policy.log_prob(dist, episodes.actions)
         return -masked_task_mean(log_probs * advantages, episodes.mask)
 
-    def adapt(
+    def inner_update(
         self, params: Params, episodes: Episodes, advantages: Tensor, lr: float, create_graph: bool
     ) -> Params:
         """One inner policy-gradient step for every task at once.
@@ -144,7 +165,7 @@ class MAMLTRPO:
             sample_time += time.perf_counter() - tick
             tick = time.perf_counter()
             inner_step = InnerStep.build(
-                self, params, episodes, cfg.first_order or not self.KEEPS_INNER_GRAPH
+                self, params, episodes, cfg.first_order or not self.outer.keeps_inner_graph
             )
             inner_steps.append(inner_step)
             params = inner_step.adapted(cfg.inner_lr)
@@ -155,10 +176,10 @@ class MAMLTRPO:
         valid = self._sample(tasks, params, (seeding.SAMPLING, iteration, cfg.num_inner_steps))
         sample_time += time.perf_counter() - tick
 
-        # 3. Outer step on the meta-parameters (TRPO here, PPO in `MAMLPPO`).
+        # 3. Outer step on the meta-parameters (TRPO or PPO).
         tick = time.perf_counter()
         valid_advantages = self.advantages(valid)
-        outer_metrics = self.outer_step(inner_steps, valid, valid_advantages)
+        outer_metrics = self.outer.step(self, inner_steps, valid, valid_advantages)
         update_time = time.perf_counter() - tick
 
         env_steps = sum(step.episodes.env_steps for step in inner_steps) + valid.env_steps
@@ -181,36 +202,6 @@ class MAMLTRPO:
         if inner_steps:
             return inner_steps[-1].adapted(self.config.inner_lr)
         return stack_params(detach_params(self.policy.params()), num_tasks)
-
-    def outer_step(
-        self, inner_steps: list[InnerStep], valid: Episodes, valid_advantages: Tensor
-    ) -> dict[str, float]:
-        """One TRPO step on the meta-parameters; returns its metrics."""
-        cfg = self.config
-        surrogate, meta_gradient, fisher_vector_product, evaluate = self.outer_terms(
-            inner_steps, valid, valid_advantages
-        )
-        result = trpo_step(
-            list(self.policy.parameters()),
-            meta_gradient,
-            fisher_vector_product,
-            evaluate,
-            loss_before=surrogate,
-            max_kl=cfg.max_kl,
-            cg_iterations=cfg.cg_iterations,
-            cg_damping=cfg.cg_damping,
-            backtrack_ratio=cfg.line_search_backtrack_ratio,
-            max_backtracks=cfg.line_search_max_backtracks,
-            calibrate_length=self.approximates_curvature(valid),
-        )
-        return {
-            "losses/surrogate_before": result.loss_before,
-            "losses/surrogate_after": result.loss_after,
-            "losses/kl": result.kl,
-            "trpo/step_fraction": result.step_fraction,
-            "trpo/backtracks": result.backtracks,
-            "trpo/length_scale": result.length_scale,
-        }
 
     def curvature_episodes(self, valid: Episodes) -> int:
         """Episodes per task in the KL-Hessian products (`curvature_fraction` of them)."""
@@ -280,7 +271,7 @@ class MAMLTRPO:
             params = stack_params(detach_params(self.policy.params()), num_tasks)
             for inner_step in inner_steps:
                 params = detach_params(
-                    self.adapt(params, inner_step.episodes, inner_step.advantages, cfg.inner_lr, False)
+                    self.inner_update(params, inner_step.episodes, inner_step.advantages, cfg.inner_lr, False)
                 )
             with torch.no_grad():
                 new_dist = self.policy.distribution(valid.observations, params)
@@ -305,17 +296,20 @@ class MAMLTRPO:
     def adaptation_curve(
         self,
         tasks: list[Task],
-        num_steps: int,
-        inner_lrs: list[float],
-        seed: int,
+        num_steps: int | None = None,
+        inner_lrs: list[float] | None = None,
+        seed: int = 0,
         inspect: Callable[[int, Params, Episodes], None] | None = None,
     ) -> np.ndarray:
         """Mean episode return per task after 0..num_steps gradient steps: [num_steps + 1, tasks].
 
-        Step k uses inner_lrs[k] (the last one repeats). Episodes come from the EVAL_SAMPLING
-        stream of `seed`. `inspect(step, params, episodes)`, if given, sees each step's
-        parameters [tasks, ...] and the episodes sampled with them.
+        Step k uses inner_lrs[k] (the last one repeats); defaults: the config's eval_steps and
+        eval_inner_lrs. Episodes come from the EVAL_SAMPLING stream of `seed`.
+        `inspect(step, params, episodes)`, if given, sees each step's parameters [tasks, ...]
+        and the episodes sampled with them.
         """
+        num_steps = self.config.eval_steps if num_steps is None else num_steps
+        inner_lrs = inner_lrs or self.config.eval_inner_lrs
         params = stack_params(detach_params(self.policy.params()), len(tasks))
         curve = []
         for step in range(num_steps + 1):
@@ -329,47 +323,126 @@ class MAMLTRPO:
             if step < num_steps:
                 lr = inner_lrs[min(step, len(inner_lrs) - 1)]
                 advantages = self.advantages(episodes)
-                params = detach_params(self.adapt(params, episodes, advantages, lr, False))
+                params = detach_params(self.inner_update(params, episodes, advantages, lr, False))
         return np.stack(curve)
 
+    def adapt(
+        self, env: gym.Env, steps: int = 1, seed: int | None = None, inner_lrs: list[float] | None = None
+    ) -> MLPActor:
+        """The policy after `steps` inner policy-gradient steps, each on `episodes_per_task`
+        episodes (of at most `horizon` steps) played in `env` with its task as set; step k
+        uses inner_lrs[k] (default: the config's eval_inner_lrs; the last one repeats)."""
+        inner_lrs = inner_lrs or self.config.eval_inner_lrs
+        params = stack_params(detach_params(self.policy.params()), 1)
+        rng = np.random.default_rng(seed)
+        for step in range(steps):
+            actor = MLPActor(
+                self.policy,
+                {k: v[0] for k, v in params.items()},
+                env.action_space,
+                self.config.rescale_actions,
+                int(rng.integers(2**31)),
+            )
+            episodes = collect_episodes(
+                env, actor, self.config.episodes_per_task, self.config.horizon, int(rng.integers(2**31))
+            )
+            lr = inner_lrs[min(step, len(inner_lrs) - 1)]
+            params = detach_params(self.inner_update(params, episodes, self.advantages(episodes), lr, False))
+        return MLPActor(
+            self.policy,
+            {k: v[0] for k, v in params.items()},
+            env.action_space,
+            self.config.rescale_actions,
+            int(rng.integers(2**31)),
+        )
+
     def state_dict(self) -> dict[str, Any]:
-        return {"policy": self.policy.state_dict()}
+        return {"policy": self.policy.state_dict(), **self.outer.state_dict()}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         self.policy.load_state_dict(state["policy"])
+        self.outer.load_state_dict(state)
 
 
-class MAMLPPO(MAMLTRPO):
-    """MAML with the same inner loop and a PPO outer step (clipped surrogate, Adam).
+class TRPOOuterStep:
+    """One TRPO step on the meta-parameters: conjugate gradient on J^T F J, chained through
+    the inner steps' gradient graphs (`MAML.outer_terms`), and a backtracking line search."""
 
-    Each of ``ppo_epochs`` Adam steps recomputes the adaptation differentiably from the
-    current meta-parameters (on the same pre-adaptation episodes and advantages; second
-    order unless ``first_order``), evaluates the post-adaptation episodes under the adapted
-    policy, and descends -mean_tasks mean_steps min(r A, clip(r, 1 - eps, 1 + eps) A), r the
-    probability ratio to the policy that sampled them. The Adam state is part of the
-    checkpoint, so a resumed run equals an uninterrupted one.
+    keeps_inner_graph = True
+
+    def __init__(self, config: TrainConfig) -> None:
+        self.config = config
+
+    def step(
+        self, agent: MAML, inner_steps: list[InnerStep], valid: Episodes, valid_advantages: Tensor
+    ) -> dict[str, float]:
+        cfg = self.config
+        surrogate, meta_gradient, fisher_vector_product, evaluate = agent.outer_terms(
+            inner_steps, valid, valid_advantages
+        )
+        result = trpo_step(
+            list(agent.policy.parameters()),
+            meta_gradient,
+            fisher_vector_product,
+            evaluate,
+            loss_before=surrogate,
+            max_kl=cfg.max_kl,
+            cg_iterations=cfg.cg_iterations,
+            cg_damping=cfg.cg_damping,
+            backtrack_ratio=cfg.line_search_backtrack_ratio,
+            max_backtracks=cfg.line_search_max_backtracks,
+            calibrate_length=agent.approximates_curvature(valid),
+        )
+        return {
+            "losses/surrogate_before": result.loss_before,
+            "losses/surrogate_after": result.loss_after,
+            "losses/kl": result.kl,
+            "trpo/step_fraction": result.step_fraction,
+            "trpo/backtracks": result.backtracks,
+            "trpo/length_scale": result.length_scale,
+        }
+
+    def state_dict(self) -> dict[str, Any]:
+        return {}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        pass
+
+
+class PPOOuterStep:
+    """``ppo_epochs`` Adam steps on the clipped surrogate (the PPO outer step).
+
+    Each epoch recomputes the adaptation differentiably from the current meta-parameters (on
+    the same pre-adaptation episodes and advantages; second order unless ``first_order``),
+    evaluates the post-adaptation episodes under the adapted policy, and descends
+    -mean_tasks mean_steps min(r A, clip(r, 1 - eps, 1 + eps) A), r the probability ratio to
+    the policy that sampled them. The Adam state is part of the checkpoint, so a resumed run
+    equals an uninterrupted one.
     """
 
-    KEEPS_INNER_GRAPH = False  # the adaptation is recomputed in each epoch
+    keeps_inner_graph = False  # the adaptation is recomputed in each epoch
 
-    def __init__(self, config: TrainConfig, policy: GaussianMLPPolicy, sampler: Sampler) -> None:
-        super().__init__(config, policy, sampler)
+    def __init__(self, config: TrainConfig, policy: GaussianMLPPolicy) -> None:
+        self.config = config
         self.optimizer = torch.optim.Adam(policy.parameters(), lr=config.outer_lr)
 
-    def adapted_from_meta(self, inner_steps: list[InnerStep], num_tasks: int) -> Params:
+    def adapted_from_meta(self, agent: MAML, inner_steps: list[InnerStep], num_tasks: int) -> Params:
         """The adapted parameters as a differentiable function of the meta-parameters."""
         cfg = self.config
-        params = stack_params(self.policy.params(), num_tasks)
+        params = stack_params(agent.policy.params(), num_tasks)
         for step in inner_steps:
-            params = self.adapt(params, step.episodes, step.advantages, cfg.inner_lr, not cfg.first_order)
+            params = agent.inner_update(
+                params, step.episodes, step.advantages, cfg.inner_lr, not cfg.first_order
+            )
         return params
 
     def ppo_loss(
-        self, params: Params, valid: Episodes, advantages: Tensor, old_log_probs: Tensor
+        self, agent: MAML, params: Params, valid: Episodes, advantages: Tensor, old_log_probs: Tensor
     ) -> tuple[Tensor, Tensor, Tensor]:
         """(clipped surrogate loss, mean KL estimate, fraction of clipped steps), each a scalar."""
         eps = self.config.ppo_clip
-        log_probs = self.policy.log_prob(self.policy.distribution(valid.observations, params), valid.actions)
+        policy = agent.policy
+        log_probs = policy.log_prob(policy.distribution(valid.observations, params), valid.actions)
         ratio = torch.exp(log_probs - old_log_probs)
         objective = torch.min(ratio * advantages, ratio.clamp(1 - eps, 1 + eps) * advantages)
         loss = -masked_task_mean(objective, valid.mask).mean()
@@ -378,20 +451,19 @@ class MAMLPPO(MAMLTRPO):
             clipped = masked_task_mean(((ratio - 1).abs() > eps).to(ratio.dtype), valid.mask).mean()
         return loss, kl, clipped
 
-    def outer_step(
-        self, inner_steps: list[InnerStep], valid: Episodes, valid_advantages: Tensor
+    def step(
+        self, agent: MAML, inner_steps: list[InnerStep], valid: Episodes, valid_advantages: Tensor
     ) -> dict[str, float]:
-        """``ppo_epochs`` Adam steps on the clipped surrogate; returns their metrics."""
         num_tasks = valid.num_tasks
         with torch.no_grad():
-            old_dist = self.policy.distribution(
-                valid.observations, self.sampling_params(inner_steps, num_tasks)
+            old_dist = agent.policy.distribution(
+                valid.observations, agent.sampling_params(inner_steps, num_tasks)
             )
-            old_log_probs = self.policy.log_prob(old_dist, valid.actions)
+            old_log_probs = agent.policy.log_prob(old_dist, valid.actions)
         losses = []
         for _ in range(self.config.ppo_epochs):
-            params = self.adapted_from_meta(inner_steps, num_tasks)
-            loss, kl, clipped = self.ppo_loss(params, valid, valid_advantages, old_log_probs)
+            params = self.adapted_from_meta(agent, inner_steps, num_tasks)
+            loss, kl, clipped = self.ppo_loss(agent, params, valid, valid_advantages, old_log_probs)
             self.optimizer.zero_grad()
             loss.backward()
             self.optimizer.step()
@@ -404,10 +476,19 @@ class MAMLPPO(MAMLTRPO):
         }
 
     def state_dict(self) -> dict[str, Any]:
-        return {"policy": self.policy.state_dict(), "optimizer": self.optimizer.state_dict()}
+        return {"optimizer": self.optimizer.state_dict()}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
-        self.policy.load_state_dict(state["policy"])
         if "optimizer" not in state:
             raise KeyError("a maml_ppo checkpoint must hold the Adam state ('optimizer')")
         self.optimizer.load_state_dict(state["optimizer"])
+
+
+def maml_trpo(config: TrainConfig, policy: GaussianMLPPolicy, sampler: Sampler) -> MAML:
+    """MAML-TRPO (agent ``maml_trpo``)."""
+    return MAML(config, policy, sampler, TRPOOuterStep(config))
+
+
+def maml_ppo(config: TrainConfig, policy: GaussianMLPPolicy, sampler: Sampler) -> MAML:
+    """MAML-PPO (agent ``maml_ppo``)."""
+    return MAML(config, policy, sampler, PPOOuterStep(config, policy))

@@ -11,9 +11,9 @@ trial's objective, only the trial's end is. One meta-iteration:
    sampling policy's log-probabilities and the values (with `rnn_privileged_value` the value
    GRU also reads each trial's task, a baseline the policy never sees);
 3. GAE(discount, gae_lambda) over each trial, standardised over the batch;
-4. the outer step: PPO (`RL2PPO`: epochs of Adam on minibatches of trials, clipped
-   surrogate + value regression) or TRPO (`RL2TRPO`: one trust-region step on the policy,
-   then Adam epochs on the value).
+4. the outer step, composed: PPO (`PPOTrialStep`, agent ``rl2_ppo``: epochs of Adam on
+   minibatches of trials, clipped surrogate + value regression) or TRPO (`TRPOTrialStep`,
+   agent ``rl2_trpo``: one trust-region step on the policy, then Adam epochs on the value).
 """
 
 from __future__ import annotations
@@ -21,17 +21,19 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
+import gymnasium as gym
 import numpy as np
 import torch
 from torch import Tensor
 
 from metarl import seeding
+from metarl.actors import RecurrentActor, collect_episodes
 from metarl.config import TrainConfig
 from metarl.episodes import Episodes
 from metarl.optim import autograd_fisher_vector_product, flat_concat, trpo_step
-from metarl.policies import RecurrentPolicy
+from metarl.policies import Params, RecurrentPolicy
 from metarl.returns import gae
 from metarl.sampling import Sampler
 from metarl.tasks import Task, task_features
@@ -84,18 +86,37 @@ class Trials:
         return Trials(*(getattr(self, name)[rows] for name in self.__dataclass_fields__))
 
 
-class RL2PPO:
-    """RL2 with a PPO outer step. `train_step` runs one meta-iteration; `adaptation_curve`
-    reports the return of each episode of a trial on held-out tasks."""
+class TrialStep(Protocol):
+    """RL2's outer step on a batch of trials (`RL2.train_step` prepares its inputs); its
+    `optimizer`'s state is part of the checkpoint."""
 
-    def __init__(self, config: TrainConfig, policy: RecurrentPolicy, sampler: Sampler) -> None:
+    optimizer: torch.optim.Optimizer
+
+    def step(
+        self,
+        agent: RL2,
+        trials: Trials,
+        inputs: Tensor,
+        old_dist: Any,
+        old_log_probs: Tensor,
+        advantages: Tensor,
+        targets: Tensor,
+        iteration: int,
+    ) -> dict[str, float]: ...
+
+
+class RL2:
+    """RL2 with the outer step `outer`. `train_step` runs one meta-iteration;
+    `adaptation_curve` reports the return of each episode of a trial on held-out tasks;
+    `adapt` plays episodes of one env's task and returns the policy with its hidden state."""
+
+    def __init__(
+        self, config: TrainConfig, policy: RecurrentPolicy, sampler: Sampler, outer: TrialStep
+    ) -> None:
         self.config = config
         self.policy = policy
         self.sampler = sampler
-        self.optimizer = self._make_optimizer()
-
-    def _make_optimizer(self) -> torch.optim.Optimizer:
-        return torch.optim.Adam(self.policy.parameters(), lr=self.config.outer_lr)
+        self.outer = outer
 
     # ---- pieces -------------------------------------------------------------------------
     def sample(self, tasks: list[Task], key: tuple[int, ...]) -> Episodes:
@@ -145,8 +166,8 @@ class RL2PPO:
             old_dist, old_values = self.policy.forward_trials(inputs, trials.task_features)
             old_log_probs = self.policy.log_prob(old_dist, trials.actions)
         advantages, targets = self.advantages_and_returns(trials, old_values)
-        outer_metrics = self.outer_step(
-            trials, inputs, old_dist, old_log_probs, advantages, targets, iteration
+        outer_metrics = self.outer.step(
+            self, trials, inputs, old_dist, old_log_probs, advantages, targets, iteration
         )
         update_time = time.perf_counter() - tick
 
@@ -163,34 +184,90 @@ class RL2PPO:
             "time/iteration_s": time.perf_counter() - start,
         }
 
-    def ppo_losses(
-        self, trials: Trials, inputs: Tensor, old_log_probs: Tensor, advantages: Tensor, targets: Tensor
-    ) -> dict[str, Tensor]:
-        """Clipped surrogate, value loss and entropy of a minibatch of trials (scalars)."""
-        eps = self.config.ppo_clip
-        dist, values = self.policy.forward_trials(inputs, trials.task_features)
-        log_probs = self.policy.log_prob(dist, trials.actions)
-        ratio = torch.exp(log_probs - old_log_probs)
-        objective = torch.min(ratio * advantages, ratio.clamp(1 - eps, 1 + eps) * advantages)
-        with torch.no_grad():
-            clipped = self.masked_mean(((ratio - 1).abs() > eps).to(ratio.dtype), trials.mask)
-            kl = self.masked_mean(old_log_probs - log_probs, trials.mask)
-        return {
-            "surrogate": -self.masked_mean(objective, trials.mask),
-            "value": self.masked_mean((values - targets) ** 2, trials.mask),
-            "entropy": self.masked_mean(self.policy.entropy(dist), trials.mask),
-            "clip_fraction": clipped,
-            "kl": kl,
-        }
-
     def minibatches(self, num_trials: int, iteration: int, epoch: int) -> list[Tensor]:
         """A seeded shuffle of the trials, split into `ppo_minibatches` index sets."""
         generator = seeding.torch_generator(self.config.seed, seeding.MINIBATCHES, iteration, epoch)
         order = torch.randperm(num_trials, generator=generator)
         return list(torch.tensor_split(order, min(self.config.ppo_minibatches, num_trials)))
 
-    def outer_step(
+    # ---- evaluation -------------------------------------------------------------------
+    def adaptation_curve(
         self,
+        tasks: list[Task],
+        num_steps: int | None = None,
+        inner_lrs: list[float] | None = None,
+        seed: int = 0,
+        inspect: Callable[[int, Params, Episodes], None] | None = None,
+    ) -> np.ndarray:
+        """Mean return of each episode of one trial per task: [episodes_per_trial, tasks].
+
+        (`num_steps` and `inner_lrs` belong to gradient-based agents and are ignored.)
+        Trials come from the EVAL_SAMPLING stream of `seed`. `inspect(0, params, episodes)`,
+        if given, sees the policy's parameters and the trials' episodes [tasks,
+        episodes_per_trial, horizon, ...].
+        """
+        stream = seeding.seed_sequence(seed, seeding.EVAL_SAMPLING)
+        params = self.policy.state_dict()
+        episodes = self.sampler.sample_trials(tasks, params, self.config.episodes_per_trial, stream)
+        if inspect is not None:
+            inspect(0, params, episodes)
+        return episodes.episode_returns().T.numpy()
+
+    def adapt(self, env: gym.Env, steps: int = 1, seed: int | None = None) -> RecurrentActor:
+        """The policy after playing `steps` episodes (of at most `horizon` steps) of `env`'s
+        task, its hidden state carried on: act on in the same env to go on with the trial."""
+        actor = RecurrentActor(self.policy, env.action_space, self.config.rescale_actions, seed)
+        if steps:
+            collect_episodes(env, actor, steps, self.config.horizon, seed)
+        return actor
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"policy": self.policy.state_dict(), "optimizer": self.outer.optimizer.state_dict()}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.policy.load_state_dict(state["policy"])
+        if "optimizer" not in state:
+            raise KeyError(f"an {self.config.agent} checkpoint must hold the optimizer state ('optimizer')")
+        self.outer.optimizer.load_state_dict(state["optimizer"])
+
+
+class PPOTrialStep:
+    """RL2's PPO outer step: `ppo_epochs` passes of Adam over minibatches of trials on the
+    clipped surrogate plus the value's squared error (agent ``rl2_ppo``)."""
+
+    def __init__(self, config: TrainConfig, policy: RecurrentPolicy) -> None:
+        self.config = config
+        self.optimizer = torch.optim.Adam(policy.parameters(), lr=config.outer_lr)
+
+    def ppo_losses(
+        self,
+        agent: RL2,
+        trials: Trials,
+        inputs: Tensor,
+        old_log_probs: Tensor,
+        advantages: Tensor,
+        targets: Tensor,
+    ) -> dict[str, Tensor]:
+        """Clipped surrogate, value loss and entropy of a minibatch of trials (scalars)."""
+        eps = self.config.ppo_clip
+        dist, values = agent.policy.forward_trials(inputs, trials.task_features)
+        log_probs = agent.policy.log_prob(dist, trials.actions)
+        ratio = torch.exp(log_probs - old_log_probs)
+        objective = torch.min(ratio * advantages, ratio.clamp(1 - eps, 1 + eps) * advantages)
+        with torch.no_grad():
+            clipped = agent.masked_mean(((ratio - 1).abs() > eps).to(ratio.dtype), trials.mask)
+            kl = agent.masked_mean(old_log_probs - log_probs, trials.mask)
+        return {
+            "surrogate": -agent.masked_mean(objective, trials.mask),
+            "value": agent.masked_mean((values - targets) ** 2, trials.mask),
+            "entropy": agent.masked_mean(agent.policy.entropy(dist), trials.mask),
+            "clip_fraction": clipped,
+            "kl": kl,
+        }
+
+    def step(
+        self,
+        agent: RL2,
         trials: Trials,
         inputs: Tensor,
         old_dist: Any,
@@ -201,20 +278,25 @@ class RL2PPO:
     ) -> dict[str, float]:
         """`ppo_epochs` passes of Adam over minibatches of trials."""
         cfg = self.config
-        entropy_weight = self.entropy_weight(iteration)
+        entropy_weight = agent.entropy_weight(iteration)
         history: list[dict[str, float]] = []
         for epoch in range(cfg.ppo_epochs):
-            for rows in self.minibatches(len(trials.rewards), iteration, epoch):
+            for rows in agent.minibatches(len(trials.rewards), iteration, epoch):
                 losses = self.ppo_losses(
-                    trials.select(rows), inputs[rows], old_log_probs[rows], advantages[rows], targets[rows]
+                    agent,
+                    trials.select(rows),
+                    inputs[rows],
+                    old_log_probs[rows],
+                    advantages[rows],
+                    targets[rows],
                 )
                 loss = losses["surrogate"] + losses["value"] - entropy_weight * losses["entropy"]
                 self.optimizer.zero_grad()
                 loss.backward()
                 # clipped per network: the value's gradients (returns are not normalised) must
                 # not shrink the policy's
-                torch.nn.utils.clip_grad_norm_(self.policy.policy_parameters(), cfg.max_grad_norm)
-                torch.nn.utils.clip_grad_norm_(self.policy.value_parameters(), cfg.max_grad_norm)
+                torch.nn.utils.clip_grad_norm_(agent.policy.policy_parameters(), cfg.max_grad_norm)
+                torch.nn.utils.clip_grad_norm_(agent.policy.value_parameters(), cfg.max_grad_norm)
                 self.optimizer.step()
                 history.append({name: float(value.detach()) for name, value in losses.items()})
         return {
@@ -226,48 +308,19 @@ class RL2PPO:
             "ppo/clip_fraction": history[-1]["clip_fraction"],
         }
 
-    # ---- evaluation -------------------------------------------------------------------
-    def adaptation_curve(
+
+class TRPOTrialStep:
+    """RL2's TRPO outer step (the paper's): one trust-region step on the policy, then
+    `value_epochs` Adam passes over minibatches on the value GRU's squared error (agent
+    ``rl2_trpo``)."""
+
+    def __init__(self, config: TrainConfig, policy: RecurrentPolicy) -> None:
+        self.config = config
+        self.optimizer = torch.optim.Adam(policy.value_parameters(), lr=config.outer_lr)
+
+    def step(
         self,
-        tasks: list[Task],
-        num_steps: int | None = None,
-        inner_lrs: Any = None,
-        seed: int = 0,
-        inspect: Callable[[Episodes], None] | None = None,
-    ) -> np.ndarray:
-        """Mean return of each episode of one trial per task: [episodes_per_trial, tasks].
-
-        (`num_steps` and `inner_lrs` belong to gradient-based agents and are ignored.)
-        Trials come from the EVAL_SAMPLING stream of `seed`. `inspect(episodes)`, if given,
-        sees the trials' episodes [tasks, episodes_per_trial, horizon, ...].
-        """
-        stream = seeding.seed_sequence(seed, seeding.EVAL_SAMPLING)
-        episodes = self.sampler.sample_trials(
-            tasks, self.policy.state_dict(), self.config.episodes_per_trial, stream
-        )
-        if inspect is not None:
-            inspect(episodes)
-        return episodes.episode_returns().T.numpy()
-
-    def state_dict(self) -> dict[str, Any]:
-        return {"policy": self.policy.state_dict(), "optimizer": self.optimizer.state_dict()}
-
-    def load_state_dict(self, state: dict[str, Any]) -> None:
-        self.policy.load_state_dict(state["policy"])
-        if "optimizer" not in state:
-            raise KeyError(f"an {self.config.agent} checkpoint must hold the optimizer state ('optimizer')")
-        self.optimizer.load_state_dict(state["optimizer"])
-
-
-class RL2TRPO(RL2PPO):
-    """RL2 with a TRPO outer step on the policy (the paper's), and `value_epochs` Adam
-    passes over minibatches on the value GRU's squared error."""
-
-    def _make_optimizer(self) -> torch.optim.Optimizer:
-        return torch.optim.Adam(self.policy.value_parameters(), lr=self.config.outer_lr)
-
-    def outer_step(
-        self,
+        agent: RL2,
         trials: Trials,
         inputs: Tensor,
         old_dist: Any,
@@ -277,17 +330,17 @@ class RL2TRPO(RL2PPO):
         iteration: int,
     ) -> dict[str, float]:
         cfg = self.config
-        policy, mask = self.policy, trials.mask
+        policy, mask = agent.policy, trials.mask
         params = policy.policy_parameters()
-        entropy_weight = self.entropy_weight(iteration)
+        entropy_weight = agent.entropy_weight(iteration)
 
         def surrogate_of(dist: Any) -> Tensor:
             """The loss TRPO lowers: minus the importance-weighted advantage, minus the
             weighted mean entropy (nats per step) when an entropy bonus is set."""
             ratio = torch.exp(policy.log_prob(dist, trials.actions) - old_log_probs)
-            loss = -self.masked_mean(ratio * advantages, mask)
+            loss = -agent.masked_mean(ratio * advantages, mask)
             if entropy_weight > 0:
-                loss = loss - entropy_weight * self.masked_mean(policy.entropy(dist), mask)
+                loss = loss - entropy_weight * agent.masked_mean(policy.entropy(dist), mask)
             return loss
 
         surrogate = surrogate_of(policy.action_distribution(inputs))
@@ -299,12 +352,12 @@ class RL2TRPO(RL2PPO):
         subsampled = curvature_trials < len(trials.rewards)
         first = slice(0, curvature_trials)
         dist = policy.action_distribution(inputs[first])
-        curvature_kl = self.masked_mean(policy.kl(policy.detached(dist), dist), mask[first])
+        curvature_kl = agent.masked_mean(policy.kl(policy.detached(dist), dist), mask[first])
 
         def evaluate() -> tuple[float, float]:
             with torch.no_grad():
                 dist_now = policy.action_distribution(inputs)
-                kl_now = self.masked_mean(policy.kl(old_dist, dist_now), mask)
+                kl_now = agent.masked_mean(policy.kl(old_dist, dist_now), mask)
                 return float(surrogate_of(dist_now)), float(kl_now)
 
         result = trpo_step(
@@ -321,12 +374,12 @@ class RL2TRPO(RL2PPO):
             calibrate_length=subsampled,
         )
         with torch.no_grad():  # of the policy that sampled the batch: no extra forward pass
-            entropy = self.masked_mean(policy.entropy(old_dist), mask)
+            entropy = agent.masked_mean(policy.entropy(old_dist), mask)
         value_losses = []
         for epoch in range(cfg.value_epochs):
-            for rows in self.minibatches(len(trials.rewards), iteration, epoch):
+            for rows in agent.minibatches(len(trials.rewards), iteration, epoch):
                 values = policy.values(inputs[rows], trials.task_features[rows])
-                loss = self.masked_mean((values - targets[rows]) ** 2, mask[rows])
+                loss = agent.masked_mean((values - targets[rows]) ** 2, mask[rows])
                 self.optimizer.zero_grad()
                 loss.backward()
                 self.optimizer.step()
@@ -341,3 +394,13 @@ class RL2TRPO(RL2PPO):
             "trpo/step_fraction": result.step_fraction,
             "trpo/backtracks": result.backtracks,
         }
+
+
+def rl2_ppo(config: TrainConfig, policy: RecurrentPolicy, sampler: Sampler) -> RL2:
+    """RL2-PPO (agent ``rl2_ppo``)."""
+    return RL2(config, policy, sampler, PPOTrialStep(config, policy))
+
+
+def rl2_trpo(config: TrainConfig, policy: RecurrentPolicy, sampler: Sampler) -> RL2:
+    """RL2-TRPO (agent ``rl2_trpo``)."""
+    return RL2(config, policy, sampler, TRPOTrialStep(config, policy))

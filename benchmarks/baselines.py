@@ -11,16 +11,14 @@ agent. Prints markdown tables.
 from __future__ import annotations
 
 import argparse
-import sys
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
+from metarl.config import load_config
+from metarl.evaluation import PAPER_RL2_BANDITS, classical_baselines
+from metarl.tasks import family_of, sample_test_tasks
 
-from evaluate import PAPER_RL2_BANDITS, classical_baselines  # noqa: E402
-from metarl.config import load_config  # noqa: E402
-from metarl.tasks import family_of, sample_test_tasks  # noqa: E402
+ROOT = Path(__file__).resolve().parents[1]
 
 BANDIT_POLICIES = ["random", "greedy", "epsilon-greedy", "UCB1", "Thompson", "Gittins"]
 

@@ -12,15 +12,12 @@ from __future__ import annotations
 
 import argparse
 import statistics
-import sys
 import time
-from pathlib import Path
 
 import gymnasium as gym
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-import envs  # noqa: E402,F401
+import metarl  # noqa: F401  (registers the metarl/ ids)
 
 PAIRS = {
     "HalfCheetah-v5": ["metarl/HalfCheetahVel-v0", "metarl/HalfCheetahDir-v0"],

@@ -19,20 +19,17 @@ from __future__ import annotations
 
 import argparse
 import os
-import sys
 import time
 from pathlib import Path
 
 import numpy as np
+from physics import replay_seconds, replays
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-from agents import build  # noqa: E402
-from benchmarks.physics import replay_seconds, replays  # noqa: E402
-from metarl.config import load_config  # noqa: E402
-from metarl.episodes import Episodes  # noqa: E402
-from metarl.seeding import slot_seeds  # noqa: E402
-from metarl.tasks import sample_train_tasks  # noqa: E402
+from metarl.agent import build
+from metarl.config import load_config
+from metarl.episodes import Episodes
+from metarl.seeding import slot_seeds
+from metarl.tasks import sample_train_tasks
 
 PRESET = Path(__file__).resolve().parents[1] / "configs" / "maml_trpo_halfcheetah_vel.yaml"
 

@@ -25,13 +25,12 @@ import subprocess
 import sys
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
+from metarl.agent import is_recurrent
+from metarl.checkpoint import load_checkpoint
+from metarl.config import load_config
+from metarl.evaluation import PAPER_RL2_BANDITS, paper_reference
 
-from agents import RECURRENT_AGENTS  # noqa: E402
-from evaluate import PAPER_RL2_BANDITS, paper_reference  # noqa: E402
-from metarl.checkpoint import load_checkpoint  # noqa: E402
-from metarl.config import load_config  # noqa: E402
+ROOT = Path(__file__).resolve().parents[1]
 
 
 def run(command: list[str]) -> None:
@@ -79,7 +78,7 @@ def reproduce(name: str, root: Path, overrides: list[str]) -> dict:
     row = {
         "name": name,
         "env_id": config.env_id,
-        "recurrent": config.agent in RECURRENT_AGENTS,
+        "recurrent": is_recurrent(config),
         "ours": [(step["mean_return"], step["stderr"]) for step in summary["steps"]],
         "paper": paper_reference(config),
         "env_steps": int(float(rows[-1]["charts/env_steps"])),

@@ -20,21 +20,17 @@ from __future__ import annotations
 
 import argparse
 import os
-import sys
 import time
-from pathlib import Path
 
 import numpy as np
+from physics import replay_seconds, replays
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-from benchmarks.physics import replay_seconds, replays  # noqa: E402
-from metarl import seeding  # noqa: E402
-from metarl.episodes import Episodes  # noqa: E402
-from metarl.policies import detach_params, make_policy, stack_params  # noqa: E402
-from metarl.sampling import Sampler  # noqa: E402
-from metarl.seeding import slot_seeds  # noqa: E402
-from metarl.tasks import family_of, sample_train_tasks  # noqa: E402
+from metarl import seeding
+from metarl.episodes import Episodes
+from metarl.policies import detach_params, make_policy, stack_params
+from metarl.sampling import Sampler
+from metarl.seeding import slot_seeds
+from metarl.tasks import family_of, sample_train_tasks
 
 
 def timed_sample(sampler: Sampler, tasks, params, episodes: int, call: int) -> tuple[float, Episodes]:

@@ -10,32 +10,32 @@ def _register(env_id: str, **kwargs) -> None:
 
 _register(
     "metarl/Navigation2D-v0",
-    entry_point="envs.navigation:Navigation2DEnv",
-    vector_entry_point="envs.navigation:Navigation2DVectorEnv",
+    entry_point="metarl.envs.navigation:Navigation2DEnv",
+    vector_entry_point="metarl.envs.navigation:Navigation2DVectorEnv",
     max_episode_steps=100,
 )
 
 for _name in ("HalfCheetahVel", "HalfCheetahDir", "AntVel", "AntDir", "AntGoal"):
     _register(
         f"metarl/{_name}-v0",
-        entry_point=f"envs.locomotion:{_name}Env",
-        vector_entry_point=f"envs.locomotion:{_name}VectorEnv",
+        entry_point=f"metarl.envs.locomotion:{_name}Env",
+        vector_entry_point=f"metarl.envs.locomotion:{_name}VectorEnv",
         max_episode_steps=200,
     )
 
 _register(
     "metarl/Bandit-v0",
-    entry_point="envs.bandit:BanditEnv",
-    vector_entry_point="envs.bandit:BanditVectorEnv",
+    entry_point="metarl.envs.bandit:BanditEnv",
+    vector_entry_point="metarl.envs.bandit:BanditVectorEnv",
 )
 _register(
     "metarl/GaussianBandit-v0",
-    entry_point="envs.bandit:BanditEnv",
-    vector_entry_point="envs.bandit:BanditVectorEnv",
+    entry_point="metarl.envs.bandit:BanditEnv",
+    vector_entry_point="metarl.envs.bandit:BanditVectorEnv",
     kwargs={"arms": "gaussian"},
 )
 _register(
     "metarl/TabularMDP-v0",
-    entry_point="envs.tabular_mdp:TabularMDPEnv",
-    vector_entry_point="envs.tabular_mdp:TabularMDPVectorEnv",
+    entry_point="metarl.envs.tabular_mdp:TabularMDPEnv",
+    vector_entry_point="metarl.envs.tabular_mdp:TabularMDPVectorEnv",
 )

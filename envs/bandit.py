@@ -20,8 +20,8 @@ from typing import Any
 
 import gymnasium as gym
 import numpy as np
+from metarl.envs.episode_noise import EpisodeNoiseVectorEnv
 
-from envs.episode_noise import EpisodeNoiseVectorEnv
 from metarl.tasks import Task, check_task_json, per_env_tasks
 
 ARM_KINDS = ("bernoulli", "gaussian")

@@ -161,6 +161,29 @@ def _parse_yaml(text: str) -> Any:
     return yaml.load(text, Loader=_YamlLoader)
 
 
+def presets() -> dict[str, Path]:
+    """The presets shipped with metarl (the repository's configs/, installed as
+    metarl.configs): name -> file."""
+    from importlib import resources
+
+    folder = resources.files("metarl.configs")
+    return {Path(item.name).stem: Path(str(item)) for item in folder.iterdir() if item.name.endswith(".yaml")}
+
+
+def preset_path(preset: str | Path) -> Path:
+    """The file of `preset`: a path to a YAML file, or the name of a shipped preset
+    (``maml_trpo_navigation2d``). ConfigError naming the presets if it is neither."""
+    path = Path(preset)
+    if path.is_file():
+        return path
+    shipped = presets()
+    if str(preset) in shipped:
+        return shipped[str(preset)]
+    raise ConfigError(
+        f"config {str(preset)!r} is neither a file nor a preset; presets: {', '.join(sorted(shipped))}"
+    )
+
+
 def parse_overrides(overrides: list[str]) -> dict[str, Any]:
     """``["inner_lr=0.05", "hidden_sizes=[100,100]"]`` -> dict; values are parsed as YAML."""
     parsed: dict[str, Any] = {}
@@ -168,7 +191,12 @@ def parse_overrides(overrides: list[str]) -> dict[str, Any]:
         if "=" not in item:
             raise ConfigError(f"override {item!r} is not of the form key=value")
         key, raw = item.split("=", 1)
-        parsed[key.strip()] = _parse_yaml(raw) if raw.strip() else None
+        try:
+            parsed[key.strip()] = _parse_yaml(raw) if raw.strip() else None
+        except yaml.YAMLError as err:
+            raise ConfigError(
+                f"override {item!r}: its value is not valid YAML ({' '.join(str(err).split())})"
+            ) from err
     return parsed
 
 
@@ -178,11 +206,11 @@ def load_config(
     """Defaults, then the YAML `preset`, then `overrides`; validated."""
     config = TrainConfig()
     if preset is not None:
-        path = Path(preset)
-        if not path.is_file():
-            presets = sorted(p.name for p in Path("configs").glob("*.yaml"))
-            raise ConfigError(f"config file {str(path)!r} not found; presets in configs/: {presets}")
-        data = _parse_yaml(path.read_text()) or {}
+        path = preset_path(preset)
+        try:
+            data = _parse_yaml(path.read_text()) or {}
+        except yaml.YAMLError as err:
+            raise ConfigError(f"{path} is not valid YAML: {' '.join(str(err).split())}") from err
         if not isinstance(data, dict):
             raise ConfigError(f"{path} must hold a mapping of config keys, got {type(data).__name__}")
         _apply(config, data, str(path))
@@ -193,9 +221,10 @@ def load_config(
     return config
 
 
-def apply_overrides(config: TrainConfig, overrides: list[str]) -> TrainConfig:
-    """A validated copy of `config` with ``key=value`` overrides applied."""
-    updated = _apply(dataclasses.replace(config), parse_overrides(overrides), "the overrides")
+def apply_overrides(config: TrainConfig, overrides: list[str] | dict[str, Any]) -> TrainConfig:
+    """A validated copy of `config` with overrides (``key=value`` strings or a dict) applied."""
+    updates = parse_overrides(overrides) if isinstance(overrides, list) else dict(overrides)
+    updated = _apply(dataclasses.replace(config), updates, "the overrides")
     validate(updated)
     return updated
 
@@ -211,16 +240,15 @@ def validate(config: TrainConfig) -> None:
     """Check values that types cannot: env id, agent, backend, positive sizes."""
     import gymnasium as gym
 
+    from metarl.registry import AGENTS
     from metarl.sampling import BACKENDS
     from metarl.tasks import registered_families
 
-    families = registered_families()
     if config.env_id not in gym.registry:
-        raise ConfigError(f"unknown env id {config.env_id!r}; task families: {', '.join(families)}")
-    if config.env_id not in families:
-        raise ConfigError(f"{config.env_id!r} is not a metarl task family; choose from {families}")
-    from agents import AGENTS
-
+        raise ConfigError(
+            f"unknown env id {config.env_id!r}; task families: {', '.join(registered_families())} "
+            "(a family of your own: gym.register(id, entry_point=YourEnv) first)"
+        )
     if config.agent not in AGENTS:
         raise ConfigError(f"unknown agent {config.agent!r}; choose from {', '.join(sorted(AGENTS))}")
     if config.sampler_backend not in BACKENDS:
@@ -256,7 +284,7 @@ def validate(config: TrainConfig) -> None:
         f"entropy_coef_final must be >= 0 or null, got {config.entropy_coef_final}",
     )
     require(
-        config.agent.startswith("rl2") or (config.entropy_coef == 0 and not config.entropy_coef_final),
+        AGENTS[config.agent].recurrent or (config.entropy_coef == 0 and not config.entropy_coef_final),
         f"entropy_coef and entropy_coef_final apply to the RL2 agents only, not {config.agent}",
     )
     for key in ("discount", "gae_lambda", "line_search_backtrack_ratio"):

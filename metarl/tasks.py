@@ -11,6 +11,12 @@ JSON-able dict such as ``{"goal": [0.1, -0.3]}``. A family env
   sub-env its own task;
 - reports the task in ``info["task"]``.
 
+Any gymnasium env class with this protocol is a family, registered under any id with
+gymnasium's own ``gym.register(id, entry_point=...)``; sampler workers receive its spec by
+cloudpickle, so a family defined in ``__main__`` or a notebook works with every backend.
+A ``task`` property needs a setter (``VectorEnv.set_attr`` sets it); a plain attribute that
+the env reads also does.
+
 Train and held-out test tasks come from disjoint seeded streams (`sample_train_tasks`,
 `sample_test_tasks`).
 """
@@ -22,6 +28,7 @@ from typing import Any, Protocol, runtime_checkable
 
 import gymnasium as gym
 import numpy as np
+from gymnasium.envs.registration import EnvSpec
 
 from metarl import seeding
 
@@ -64,36 +71,65 @@ def per_env_tasks(owner: str, name: str, values: Any, num_envs: int) -> list[Tas
     return [check_task_json(task) for task in values]
 
 
+PROTOCOL = ("sample_tasks", "set_task", "task")
+
+
+def check_family(family: Any, name: str) -> None:
+    """Raise TypeError naming what `family` (an env instance, unwrapped) lacks of the protocol:
+    callable ``sample_tasks`` and ``set_task``, and a ``task`` that can be read and set."""
+    missing = [attr for attr in PROTOCOL if not hasattr(family, attr)]
+    missing += [
+        attr
+        for attr in ("sample_tasks", "set_task")
+        if attr not in missing and not callable(getattr(family, attr))
+    ]
+    if missing:
+        raise TypeError(
+            f"{name} is not a task family: its env lacks {', '.join(missing)} "
+            "(a family has sample_tasks(n, rng), a persistent set_task(task) and a settable task property; "
+            "see metarl.tasks)"
+        )
+    declared = getattr(type(family), "task", None)
+    if isinstance(declared, property) and declared.fset is None:
+        raise TypeError(
+            f"{name} is not a task family: its task property has no setter "
+            "(VectorEnv.set_attr('task', ...) sets it; make the setter call set_task)"
+        )
+
+
+def env_spec(env_id: str) -> EnvSpec:
+    """The gymnasium spec registered under `env_id`, with an error that lists the registered
+    metarl ids for an unknown id. Workers build their envs from it (sent by cloudpickle), so
+    they need not have imported whatever registered it."""
+    try:
+        return gym.spec(env_id)
+    except gym.error.Error as err:
+        raise ValueError(
+            f"unknown env id {env_id!r}; registered task families: {', '.join(registered_families())} "
+            "(a family of your own: gym.register(id, entry_point=YourEnv) first)"
+        ) from err
+
+
 def family_of(env_id: str, env_kwargs: dict[str, Any] | None = None) -> TaskFamily:
-    """An instance of the family behind `env_id`, for sampling tasks (no simulation needed)."""
+    """An instance of the family behind `env_id`, checked against the protocol, for sampling
+    tasks (no simulation needed)."""
     env = make_env(env_id, env_kwargs)
     family = env.unwrapped
-    if not isinstance(family, TaskFamily):
+    try:
+        check_family(family, env_id)
+    except TypeError:
         env.close()
-        raise TypeError(
-            f"{env_id} is not a task family: its env lacks sample_tasks/set_task/task (see metarl.tasks)"
-        )
+        raise
     return family
 
 
 def make_env(env_id: str, env_kwargs: dict[str, Any] | None = None) -> gym.Env:
     """`gym.make` with an error that lists the registered metarl ids for an unknown id."""
-    import envs  # noqa: F401  (registers the metarl/* ids)
-
-    try:
-        return gym.make(env_id, **(env_kwargs or {}))
-    except gym.error.Error as err:
-        if env_id not in gym.registry:
-            raise ValueError(
-                f"unknown env id {env_id!r}; registered task families: {', '.join(registered_families())}"
-            ) from err
-        raise
+    return gym.make(env_spec(env_id), **(env_kwargs or {}))
 
 
 def registered_families() -> list[str]:
-    """The registered ``metarl/*`` env ids."""
-    import envs  # noqa: F401
-
+    """The registered ``metarl/*`` env ids (those of ``import metarl``)."""
     return sorted(env_id for env_id in gym.registry if env_id.startswith("metarl/"))
 
 

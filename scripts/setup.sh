@@ -21,6 +21,6 @@ if ! .venv/bin/python -c "import torch" >/dev/null 2>&1; then
   .venv/bin/python -c "import torch" || { echo "setup: torch failed to install" >&2; exit 1; }
 fi
 .venv/bin/python -m pip install -q -e ".[dev,ray]" 2>&1 | grep -v "is ignored: it is neither a file nor a directory" || true
-.venv/bin/python -c "import metarl, envs, agents, gymnasium, mujoco, tensorboard, ray" \
+.venv/bin/python -c "import metarl, metarl.envs, metarl.agents, gymnasium, mujoco, tensorboard, ray" \
   || { echo "setup: metarl failed to install" >&2; exit 1; }
 echo "setup: .venv ready ($(.venv/bin/python -c 'import torch; print("torch", torch.__version__)'))"

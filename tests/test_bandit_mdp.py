@@ -6,10 +6,10 @@ import gymnasium as gym
 import numpy as np
 import pytest
 from gymnasium.utils.env_checker import check_env
+from metarl.envs.bandit import BanditEnv, BanditVectorEnv
+from metarl.envs.tabular_mdp import TabularMDPEnv, TabularMDPVectorEnv
 
-import envs  # noqa: F401
-from envs.bandit import BanditEnv, BanditVectorEnv
-from envs.tabular_mdp import TabularMDPEnv, TabularMDPVectorEnv
+import metarl  # noqa: F401  (registers the metarl/ ids)
 
 IDS = ["metarl/Bandit-v0", "metarl/GaussianBandit-v0", "metarl/TabularMDP-v0"]
 

@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-
-from agents.classical import (
+from metarl.agents.classical import (
     bandit_baselines,
     chosen_arm_means,
     gittins_table,
@@ -16,8 +15,8 @@ from agents.classical import (
     play_mdps,
     random_policy,
 )
-from envs.bandit import sample_bandit_tasks
-from envs.tabular_mdp import sample_mdp_tasks
+from metarl.envs.bandit import sample_bandit_tasks
+from metarl.envs.tabular_mdp import sample_mdp_tasks
 
 
 def test_gittins_indices_match_the_published_table():

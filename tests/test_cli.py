@@ -112,7 +112,10 @@ def test_resume_extends_a_run(run_dir, tmp_path):
         ),
         (["agent=ppo9000"], "unknown agent 'ppo9000'; choose from maml_ppo, maml_trpo"),
         (["meta_batch_size=many"], "meta_batch_size' expects int, got 'many'"),
-        (["--config", "configs/none.yaml"], "config file 'configs/none.yaml' not found; presets"),
+        (
+            ["--config", "configs/none.yaml"],
+            "config 'configs/none.yaml' is neither a file nor a preset; presets",
+        ),
         (["seed"], "not of the form key=value"),
         (["activation=sigmoid"], "unknown activation 'sigmoid'; choose from \\['relu', 'tanh'\\]"),
         (["checkpoint_every=0"], "checkpoint_every must be >= 1, got 0"),

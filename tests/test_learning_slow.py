@@ -5,11 +5,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from agents import build
+from metarl.agent import build
 from metarl.checkpoint import load_checkpoint
 from metarl.config import load_config
 from metarl.tasks import sample_test_tasks
-from train import train
+from metarl.training import train
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 from gymnasium.utils.env_checker import check_env
 
-import envs  # noqa: F401
+import metarl  # noqa: F401  (registers the metarl/ ids)
 from metarl.tasks import TaskFamily, sample_test_tasks, sample_train_tasks
 
 FAMILIES = ["HalfCheetahVel", "HalfCheetahDir", "AntVel", "AntDir", "AntGoal"]

@@ -6,12 +6,12 @@ import numpy as np
 import pytest
 import torch
 
-from agents import build
+from metarl.agent import build
 from metarl.config import load_config
 from metarl.episodes import Episodes
 from metarl.policies import stack_params
 from metarl.tasks import sample_test_tasks
-from train import train
+from metarl.training import train
 
 SMALL = [
     "sampler_backend=local",
@@ -37,7 +37,7 @@ def _episodes(num_tasks, dtype=torch.float64, seed=0):
 
 def _two_inner_steps(agent, first_order):
     """Two inner steps (lr 0.5) on 2 tasks from the meta-parameters: (steps, adapted params)."""
-    from agents.maml import InnerStep
+    from metarl.agents.maml import InnerStep
 
     inner_steps, params = [], stack_params({k: v.detach() for k, v in agent.policy.params().items()}, 2)
     for seed in (1, 2):
@@ -61,7 +61,7 @@ def test_batched_inner_step_equals_per_task_steps(agent):
     episodes = _episodes(3)
     advantages = torch.randn(3, 3, 5, dtype=torch.float64)
     stacked = stack_params(agent.policy.params(), 3)
-    batched = agent.adapt(stacked, episodes, advantages, 0.1, create_graph=False)
+    batched = agent.inner_update(stacked, episodes, advantages, 0.1, create_graph=False)
     for task in range(3):
         one = Episodes(
             *(
@@ -70,7 +70,7 @@ def test_batched_inner_step_equals_per_task_steps(agent):
             ),
             tasks=[{}],
         )
-        single = agent.adapt(
+        single = agent.inner_update(
             stack_params(agent.policy.params(), 1), one, advantages[task : task + 1], 0.1, False
         )
         for name in batched:
@@ -86,7 +86,9 @@ def test_second_order_meta_gradient_matches_finite_differences(agent):
     params = list(agent.policy.parameters())
 
     def objective(create_graph):
-        adapted = agent.adapt(stack_params(agent.policy.params(), 2), train_eps, train_adv, 0.5, create_graph)
+        adapted = agent.inner_update(
+            stack_params(agent.policy.params(), 2), train_eps, train_adv, 0.5, create_graph
+        )
         return agent.inner_loss(adapted, valid_eps, valid_adv).sum()
 
     second = torch.autograd.grad(objective(True), params)
@@ -193,7 +195,6 @@ def test_two_inner_steps_sample_three_batches_and_take_a_step():
 
 def test_a_crash_mid_update_keeps_the_completed_iterations_and_resumes_exactly(tmp_path, monkeypatch):
     """A crash inside iteration 3's line search saves iteration 2's weights, not a trial point."""
-    import agents.maml
     from metarl.checkpoint import load_checkpoint
     from metarl.config import config_from_dict
 
@@ -207,7 +208,9 @@ def test_a_crash_mid_update_keeps_the_completed_iterations_and_resumes_exactly(t
     reference = train(load_config(None, tiny + ["meta_iterations=2"]), tmp_path / "two", progress=False)
     uninterrupted = train(load_config(None, tiny + ["meta_iterations=4"]), tmp_path / "four", progress=False)
 
-    original, calls = agents.maml.trpo_step, []
+    import metarl.agents.maml
+
+    original, calls = metarl.agents.maml.trpo_step, []
 
     def crash_in_third_line_search(params, gradient, fvp, evaluate, *args, **kwargs):
         calls.append(1)
@@ -219,11 +222,11 @@ def test_a_crash_mid_update_keeps_the_completed_iterations_and_resumes_exactly(t
 
         return original(params, gradient, fvp, crashing_evaluate, *args, **kwargs)
 
-    monkeypatch.setattr(agents.maml, "trpo_step", crash_in_third_line_search)
+    monkeypatch.setattr(metarl.agents.maml, "trpo_step", crash_in_third_line_search)
     config = load_config(None, tiny + ["meta_iterations=4"])
     with pytest.raises(RuntimeError, match="simulated crash"):
         train(config, tmp_path / "run", progress=False)
-    monkeypatch.setattr(agents.maml, "trpo_step", original)
+    monkeypatch.setattr(metarl.agents.maml, "trpo_step", original)
     state = load_checkpoint(tmp_path / "run")
     assert state["iteration"] == 2 and len(_csv_rows(tmp_path / "run" / "progress.csv")) == 2
     for key, value in load_checkpoint(reference)["agent"]["policy"].items():
@@ -249,7 +252,9 @@ def test_outer_step_terms_equal_autograd_through_the_adaptation(agent, first_ord
 
     adapted = stack_params(agent.policy.params(), 2)
     for step in inner_steps:
-        adapted = agent.adapt(adapted, step.episodes, step.advantages, 0.5, create_graph=not first_order)
+        adapted = agent.inner_update(
+            adapted, step.episodes, step.advantages, 0.5, create_graph=not first_order
+        )
     dist = agent.policy.distribution(valid.observations, adapted)
     old = torch.distributions.Normal(dist.loc.detach(), dist.scale.detach())
     old_log_probs = agent.policy.log_prob(old, valid.actions)
@@ -272,7 +277,8 @@ def test_subsampled_curvature_is_f_on_the_first_episodes_and_leaves_the_gradient
     """curvature_fraction < 1: the CG's matrix is the KL Hessian F in the adapted parameters
     on each task's first episodes, without the adaptation's Jacobian (J taken as I); the
     gradient is still the full J^T g, and the step's length is calibrated."""
-    from agents.maml import InnerStep, masked_task_mean
+    from metarl.agents.maml import InnerStep, masked_task_mean
+
     from metarl.optim import autograd_fisher_vector_product
 
     agent.config.inner_lr = 0.5
@@ -308,17 +314,19 @@ def test_maml_ppo_first_epoch_gradient_is_the_trpo_meta_gradient(agent):
     """At the sampling parameters the ratio is 1 and nothing is clipped: the PPO loss's
     gradient through the recomputed adaptation equals MAML-TRPO's second-order
     meta-gradient J^T g (computed by a different route: Hessian-vector products)."""
-    from agents.maml import MAMLPPO
+    from metarl.agents.maml import PPOOuterStep
 
     agent.config.inner_lr, agent.config.num_inner_steps = 0.5, 2
-    ppo = MAMLPPO(agent.config, agent.policy, agent.sampler)
+    ppo = PPOOuterStep(agent.config, agent.policy)
     inner_steps, params = _two_inner_steps(agent, False)
     valid, valid_adv = _episodes(2, seed=3), torch.randn(2, 3, 5, dtype=torch.float64)
     _, trpo_gradient, _, _ = agent.outer_terms(inner_steps, valid, valid_adv)
 
     with torch.no_grad():
         old = agent.policy.log_prob(agent.policy.distribution(valid.observations, params), valid.actions)
-    loss, kl, clipped = ppo.ppo_loss(ppo.adapted_from_meta(inner_steps, 2), valid, valid_adv, old)
+    loss, kl, clipped = ppo.ppo_loss(
+        agent, ppo.adapted_from_meta(agent, inner_steps, 2), valid, valid_adv, old
+    )
     gradient = torch.autograd.grad(loss, list(agent.policy.parameters()))
     from metarl.optim import flat_concat
 

@@ -6,9 +6,9 @@ import gymnasium as gym
 import numpy as np
 import pytest
 from gymnasium.utils.env_checker import check_env
+from metarl.envs.navigation import Navigation2DEnv, Navigation2DVectorEnv
 
-import envs  # noqa: F401
-from envs.navigation import Navigation2DEnv, Navigation2DVectorEnv
+import metarl  # noqa: F401  (registers the metarl/ ids)
 from metarl.tasks import TaskFamily, sample_test_tasks, sample_train_tasks
 
 ENV_ID = "metarl/Navigation2D-v0"

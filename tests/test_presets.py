@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from agents import build
+from metarl.agent import build
 from metarl.config import load_config
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -146,7 +146,7 @@ def test_rl2_preset_has_the_papers_setup_and_runs(preset):
 def test_pretrained_and_oracle_presets_train_without_adaptation_and_compare_with_their_paper_row(
     kind, family
 ):
-    from evaluate import PAPER_ORACLE, PAPER_PRETRAINED, paper_reference
+    from metarl.evaluation import PAPER_ORACLE, PAPER_PRETRAINED, paper_reference
 
     config = load_config(ROOT / "configs" / f"{kind}_trpo_{family}.yaml")
     maml = load_config(ROOT / "configs" / f"maml_trpo_{family}.yaml")

@@ -7,10 +7,10 @@ import csv
 import numpy as np
 import pytest
 import torch
+from metarl.agents.rl2 import Trials
 from torch.distributions import Categorical
 
-from agents import build
-from agents.rl2 import Trials
+from metarl.agent import build
 from metarl.checkpoint import CheckpointError, load_checkpoint
 from metarl.config import config_from_dict, load_config
 from metarl.episodes import Episodes
@@ -19,7 +19,7 @@ from metarl.returns import discounted_returns
 from metarl.sampling.sampler import Sampler
 from metarl.sampling.worker import TrialRequest, TrialWorker
 from metarl.tasks import sample_test_tasks, sample_train_tasks, task_features
-from train import train
+from metarl.training import train
 
 MDP = {"num_states": 4, "num_actions": 3, "episode_length": 4}
 
@@ -291,7 +291,7 @@ def test_entropy_bonus_raises_the_policys_entropy_and_falls_on_its_schedule(agen
             old_dist, values = agent.policy.forward_trials(inputs, trials.task_features)
             old_log_probs = agent.policy.log_prob(old_dist, trials.actions)
             before = float(agent.masked_mean(agent.policy.entropy(old_dist), trials.mask))
-        agent.outer_step(trials, inputs, old_dist, old_log_probs, zeros, values, iteration)
+        agent.outer.step(agent, trials, inputs, old_dist, old_log_probs, zeros, values, iteration)
         with torch.no_grad():
             after = agent.policy.entropy(agent.policy.action_distribution(inputs))
             return before, float(agent.masked_mean(after, trials.mask))
@@ -299,7 +299,9 @@ def test_entropy_bonus_raises_the_policys_entropy_and_falls_on_its_schedule(agen
     before, after = entropy_and_step(0)
     assert after > before + 1e-3, (before, after)
     agent.config.entropy_coef_final = 0.0
-    agent.optimizer = agent._make_optimizer()  # PPO's Adam would carry the first step's momentum
+    agent.outer = type(agent.outer)(
+        agent.config, agent.policy
+    )  # PPO's Adam would carry the first step's momentum
     policy_weights = [p.detach().clone() for p in agent.policy.policy_parameters()]
     entropy_and_step(10)  # weight 0: no push on the policy (the value still fits its targets)
     for old, new in zip(policy_weights, agent.policy.policy_parameters()):
@@ -444,18 +446,19 @@ def test_evaluate_reports_the_episode_curve_and_the_baselines_on_the_same_tasks(
 ):
     import json
 
-    import evaluate
+    from metarl import evaluation
+    from metarl.cli import evaluate
 
     overrides = ["meta_iterations=1", "meta_batch_size=4", "rnn_hidden_size=8", "sampler_backend=local"]
     run = train(load_config(f"configs/{preset}.yaml", overrides), tmp_path / "run", progress=False)
     drawn = {}
-    plot_curve = evaluate.evaluation.plot_curve
+    plot_curve = evaluation.plot_curve
 
     def record(summary, path, title, references, step_label):
         drawn.update(references)
         plot_curve(summary, path, title, references, step_label)
 
-    monkeypatch.setattr(evaluate.evaluation, "plot_curve", record)
+    monkeypatch.setattr(evaluation, "plot_curve", record)
     assert evaluate.main([str(run), "--tasks", "30"]) == 0
     printed = capsys.readouterr().out
     summary = json.loads((run / "evaluation.json").read_text())
@@ -543,9 +546,9 @@ def test_training_plot_of_one_episode_trials_draws_one_line(tmp_path, monkeypatc
 
 
 def test_bandit_trials_are_scored_by_the_pulled_arms_means_over_valid_pulls():
-    """evaluate.expected_trial_totals: a trial of 2 episodes of 3 pulls, the second cut after
+    """classical.expected_trial_totals: a trial of 2 episodes of 3 pulls, the second cut after
     one pull, sums the means of exactly the arms pulled."""
-    from evaluate import expected_trial_totals
+    from metarl.agents.classical import expected_trial_totals
 
     arms = torch.tensor([[[2, 0, 1], [1, 1, 1]], [[0, 0, 0], [2, 2, 2]]], dtype=torch.float32)[..., None]
     mask = torch.tensor([[[1, 1, 1], [1, 0, 0]], [[1, 1, 1], [1, 1, 1]]], dtype=torch.float32)

@@ -8,8 +8,8 @@ import time
 import numpy as np
 import pytest
 import torch
+from metarl.envs.navigation import Navigation2DEnv
 
-from envs.navigation import Navigation2DEnv
 from metarl import seeding
 from metarl.policies import GaussianMLPPolicy, detach_params, stack_params
 from metarl.sampling import Sampler, SamplerError
@@ -216,7 +216,7 @@ def test_a_family_without_its_own_vector_env_samples_through_gymnasiums_sync_vec
 
     plain_id = "metarl/HalfCheetahVelNoVectorEnv-v0"  # this process only: local backend
     if plain_id not in gym.registry:
-        gym.register(plain_id, entry_point="envs.locomotion:HalfCheetahVelEnv", max_episode_steps=200)
+        gym.register(plain_id, entry_point="metarl.envs.locomotion:HalfCheetahVelEnv", max_episode_steps=200)
     tasks, policy, params, stream = _mujoco_setup("metarl/HalfCheetahVel-v0", 2)
     episodes = []
     for env_id in ("metarl/HalfCheetahVel-v0", plain_id):

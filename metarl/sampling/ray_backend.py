@@ -14,7 +14,7 @@ from typing import Any
 
 import numpy as np
 
-from metarl.sampling.sampler import STARTUP_TIMEOUT_S, Layout, SamplerError, worker_failure
+from metarl.sampling.base import STARTUP_TIMEOUT_S, Layout, SamplerError, worker_failure
 from metarl.sampling.worker import RolloutRequest, TrialRequest, make_worker
 
 

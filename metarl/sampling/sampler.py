@@ -29,11 +29,19 @@ from multiprocessing import connection as mp_connection
 from multiprocessing import shared_memory
 from typing import Any
 
+import cloudpickle
 import numpy as np
 import torch
 
 from metarl.episodes import Episodes
 from metarl.policies import Params
+from metarl.sampling.base import (
+    BACKENDS,
+    STARTUP_TIMEOUT_S,
+    Layout,
+    SamplerError,
+    worker_failure,
+)
 from metarl.sampling.worker import (
     WORKERS,
     RolloutRequest,
@@ -43,22 +51,7 @@ from metarl.sampling.worker import (
     trial_arrays_layout,
 )
 from metarl.seeding import slot_seeds
-from metarl.tasks import Task
-
-BACKENDS = ("processes", "ray", "local")
-STARTUP_TIMEOUT_S = 120.0  # for a worker to import, build its policy and answer
-
-
-class SamplerError(RuntimeError):
-    """A rollout worker failed; the message names the worker, its tasks and the cause."""
-
-
-def worker_failure(index: int, doing: str, tasks: list[Task] | None, cause: str) -> SamplerError:
-    where = f" on tasks {tasks}" if tasks and doing == "sampling" else ""
-    return SamplerError(f"sampler worker {index} failed while {doing}{where}: {cause}")
-
-
-Layout = dict[str, tuple[tuple[int, ...], np.dtype]]
+from metarl.tasks import Task, env_spec
 
 
 def chunk_sizes(num_slots: int, num_workers: int) -> list[int]:
@@ -348,7 +341,11 @@ class Sampler:
         self.horizon = int(horizon)
         self.obs_dim, self.act_dim = int(policy_spec["obs_dim"]), int(policy_spec["act_dim"])
         self.stored_action_dim = 1 if policy_spec.get("discrete") else self.act_dim
-        worker_args = (worker, env_id, dict(env_kwargs), dict(policy_spec), self.horizon, rescale_actions)
+        # the family goes to the workers as its gymnasium spec by cloudpickle (as gymnasium's
+        # AsyncVectorEnv sends env constructors): a family defined in __main__ or a notebook
+        # works in spawned processes and Ray actors
+        spec = cloudpickle.dumps(env_spec(env_id))
+        worker_args = (worker, spec, dict(env_kwargs), dict(policy_spec), self.horizon, rescale_actions)
         self._local: Any = None
         self._workers: Any = None
         if backend == "local":

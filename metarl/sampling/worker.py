@@ -13,9 +13,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+import cloudpickle
 import gymnasium as gym
 import numpy as np
 import torch
+from gymnasium.envs.registration import EnvSpec
 from torch.distributions import Normal
 
 from metarl.policies import GaussianMLPPolicy, RecurrentPolicy
@@ -33,11 +35,11 @@ class BatchedSlots:
     """
 
     def __init__(
-        self, env_id: str, env_kwargs: dict[str, Any], num_slots: int, horizon: int, mode: str
+        self, spec: EnvSpec, env_kwargs: dict[str, Any], num_slots: int, horizon: int, mode: str
     ) -> None:
         if mode == "sync":
             self.env = gym.make_vec(
-                env_id,
+                spec,
                 num_envs=num_slots,
                 vectorization_mode="sync",
                 vector_kwargs={"autoreset_mode": gym.vector.AutoresetMode.NEXT_STEP},
@@ -47,7 +49,7 @@ class BatchedSlots:
             )
         else:
             self.env = gym.make_vec(
-                env_id,
+                spec,
                 num_envs=num_slots,
                 vectorization_mode=mode,
                 **{**env_kwargs, "max_episode_steps": horizon},
@@ -95,16 +97,14 @@ class BatchedSlots:
         self.env.close()
 
 
-def make_slots(env_id: str, env_kwargs: dict[str, Any], num_slots: int, horizon: int) -> BatchedSlots:
-    """Envs for `num_slots` slots: the family's batched vector env if it registers one
+def make_slots(spec: EnvSpec, env_kwargs: dict[str, Any], num_slots: int, horizon: int) -> BatchedSlots:
+    """Envs for `num_slots` slots: the family's batched vector env if its spec has one
     (``vector_entry_point``), else gymnasium's synchronous vector env of single envs.
 
     Episodes are truncated at `horizon` steps, whatever the registered time limit.
     """
-    import envs  # noqa: F401  (registers metarl/* ids)
-
-    mode = "vector_entry_point" if gym.spec(env_id).vector_entry_point is not None else "sync"
-    return BatchedSlots(env_id, env_kwargs, num_slots, horizon, mode)
+    mode = "vector_entry_point" if spec.vector_entry_point is not None else "sync"
+    return BatchedSlots(spec, env_kwargs, num_slots, horizon, mode)
 
 
 def to_env_actions(actions: np.ndarray, space: gym.spaces.Box) -> np.ndarray:
@@ -160,13 +160,19 @@ class _SlotWorker:
 
     def __init__(
         self,
-        env_id: str,
+        env_spec: EnvSpec | bytes | str,
         env_kwargs: dict[str, Any],
         policy_spec: dict[str, Any],
         horizon: int,
         rescale_actions: bool = True,
     ) -> None:
-        self.env_id, self.env_kwargs, self.horizon = env_id, dict(env_kwargs), horizon
+        # the family's gymnasium spec, as the sampler sends it (cloudpickle bytes): the worker
+        # builds envs from it, whatever this process has imported or registered (an id is
+        # looked up in this process's registry)
+        if isinstance(env_spec, bytes):
+            env_spec = cloudpickle.loads(env_spec)
+        self.env_spec = gym.spec(env_spec) if isinstance(env_spec, str) else env_spec
+        self.env_kwargs, self.horizon = dict(env_kwargs), horizon
         self.rescale_actions = rescale_actions
         self.policy = self.POLICY(**policy_spec)
         self._slots: BatchedSlots | None = None
@@ -175,7 +181,7 @@ class _SlotWorker:
         """Envs for at least `num_slots` slots: one set, rebuilt only to grow."""
         if self._slots is None or self._slots.capacity < num_slots:
             self.close()
-            self._slots = make_slots(self.env_id, self.env_kwargs, num_slots, self.horizon)
+            self._slots = make_slots(self.env_spec, self.env_kwargs, num_slots, self.horizon)
         return self._slots
 
     def close(self) -> None:

@@ -1,7 +1,7 @@
 """Can the RL2 GRU hold a good tabular-MDP strategy at all, given the answer? Behaviour cloning.
 
-    python benchmarks/mdp_imitation.py                                  # n = 10, greedy teacher
-    python benchmarks/mdp_imitation.py --teacher psrl --iterations 600 --lr 3e-3
+    python research/mdp_imitation.py                                  # n = 10, greedy teacher
+    python research/mdp_imitation.py --teacher psrl --iterations 600 --lr 3e-3
 
 Trains the policy network of an RL2 MDP preset (`--config`, default
 `configs/rl2_trpo_tabular_mdp_n10.yaml`: its GRU size and inputs) by supervised learning,
@@ -35,21 +35,20 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from metarl.agents.classical import MDPTrials, mdp_trials
+from metarl.agents.rl2 import RL2PPO
+from metarl.envs.tabular_mdp import TabularMDPEnv
+
+from metarl import seeding
+from metarl.agent import build, is_recurrent
+from metarl.checkpoint import run_state, save_checkpoint
+from metarl.config import ConfigError, load_config, save_config
+from metarl.evaluation import classical_baselines
+from metarl.policies import RecurrentPolicy
+from metarl.sampling import Sampler
+from metarl.tasks import Task, family_of, sample_test_tasks
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-
-from agents import RECURRENT_AGENTS, build  # noqa: E402
-from agents.classical import MDPTrials, mdp_trials  # noqa: E402
-from agents.rl2 import RL2PPO  # noqa: E402
-from envs.tabular_mdp import TabularMDPEnv  # noqa: E402
-from evaluate import classical_baselines  # noqa: E402
-from metarl import seeding  # noqa: E402
-from metarl.checkpoint import run_state, save_checkpoint  # noqa: E402
-from metarl.config import ConfigError, load_config, save_config  # noqa: E402
-from metarl.policies import RecurrentPolicy  # noqa: E402
-from metarl.sampling import Sampler  # noqa: E402
-from metarl.tasks import Task, family_of, sample_test_tasks  # noqa: E402
 
 TEACHERS = {"greedy": "greedy", "psrl": "PSRL"}  # --teacher: its name among evaluate.py's baselines
 
@@ -137,7 +136,7 @@ def main(argv: list[str] | None = None) -> int:
     except ConfigError as err:
         parser.error(str(err))
     family = family_of(config.env_id, config.env_kwargs)
-    if not isinstance(family, TabularMDPEnv) or config.agent not in RECURRENT_AGENTS:
+    if not isinstance(family, TabularMDPEnv) or not is_recurrent(config):
         parser.error(f"{args.config} is not an RL2 tabular-MDP config ({config.agent} on {config.env_id})")
     run_dir = Path(args.save_run) if args.save_run else None
     if run_dir is not None and run_dir.exists() and any(run_dir.iterdir()):

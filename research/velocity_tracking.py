@@ -1,7 +1,7 @@
 """Does an RL2 HalfCheetahVel run track the target velocity, and from which step of a trial?
 
-    python benchmarks/velocity_tracking.py runs/reproduce/rl2_ppo_halfcheetah_vel
-    python benchmarks/velocity_tracking.py RUN --tasks 1000 --windows 0,20,50,200
+    python research/velocity_tracking.py runs/reproduce/rl2_ppo_halfcheetah_vel
+    python research/velocity_tracking.py RUN --tasks 1000 --windows 0,20,50,200
 
 Plays the run on its held-out tasks as ``evaluate.py`` does (same tasks, same sampling
 stream) and prints, for each episode of the trial and each window of steps: the mean
@@ -16,15 +16,13 @@ from __future__ import annotations
 
 import argparse
 import sys
-from pathlib import Path
 
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-import envs  # noqa: E402,F401  (registers the metarl/ ids)
-from agents import RECURRENT_AGENTS  # noqa: E402
-from evaluate import held_out_trials, load_run_or_report  # noqa: E402
+import metarl  # noqa: F401  (registers the metarl/ ids)
+from metarl.agent import is_recurrent
+from metarl.cli.evaluate import load_run_or_report
+from metarl.evaluation import held_out_trials
 
 ROOT_X_VELOCITY = 8  # index of qvel[0] in HalfCheetah's observation (qpos[1:], qvel)
 
@@ -50,7 +48,7 @@ def main(argv: list[str] | None = None) -> int:
     if loaded is None:
         return 2
     state, config = loaded
-    if config.agent not in RECURRENT_AGENTS or config.env_id != "metarl/HalfCheetahVel-v0":
+    if not is_recurrent(config) or config.env_id != "metarl/HalfCheetahVel-v0":
         print(
             f"error: needs an RL2 HalfCheetahVel run, got {config.agent} on {config.env_id}", file=sys.stderr
         )

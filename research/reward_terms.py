@@ -1,7 +1,7 @@
 """Split a MAML locomotion run's held-out return into its task term and its control cost.
 
-    python benchmarks/reward_terms.py runs/<run>                  # 40 tasks, 0 and 1 steps
-    python benchmarks/reward_terms.py runs/<run> --tasks 40 --steps 3 --episodes 10
+    python research/reward_terms.py runs/<run>                  # 40 tasks, 0 and 1 steps
+    python research/reward_terms.py runs/<run> --tasks 40 --steps 3 --episodes 10
 
 Adapts the run's policy on held-out tasks as ``evaluate.py`` does (same tasks, same
 sampling streams, same step sizes) and prints, after each gradient step, the mean episode
@@ -15,22 +15,19 @@ from __future__ import annotations
 
 import argparse
 import sys
-from pathlib import Path
 
 import gymnasium as gym
 import numpy as np
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-import envs  # noqa: E402,F401  (registers the metarl/ ids)
-from agents import RECURRENT_AGENTS, build  # noqa: E402
-from evaluate import load_run_or_report  # noqa: E402
-from metarl.episodes import Episodes  # noqa: E402
-from metarl.evaluation import mean_and_stderr  # noqa: E402
-from metarl.policies import Params  # noqa: E402
-from metarl.sampling.worker import to_env_actions  # noqa: E402
-from metarl.tasks import sample_test_tasks  # noqa: E402
+import metarl  # noqa: F401  (registers the metarl/ ids)
+from metarl.agent import build, is_recurrent
+from metarl.cli.evaluate import load_run_or_report
+from metarl.episodes import Episodes
+from metarl.evaluation import mean_and_stderr
+from metarl.policies import Params
+from metarl.sampling.worker import to_env_actions
+from metarl.tasks import sample_test_tasks
 
 
 def control_cost(episodes: Episodes, space: gym.spaces.Box, weight: float) -> np.ndarray:
@@ -54,7 +51,7 @@ def main(argv: list[str] | None = None) -> int:
     if loaded is None:
         return 2
     state, config = loaded
-    if config.agent in RECURRENT_AGENTS:
+    if is_recurrent(config):
         print("error: reward_terms.py splits MAML runs' returns; this is an RL2 run", file=sys.stderr)
         return 2
     env = gym.make(config.env_id, **config.env_kwargs).unwrapped

@@ -1,6 +1,6 @@
 """What the MAML authors' TRPO step did, emulated on one paper-sized meta-batch of a run.
 
-    python benchmarks/authors_hvp.py \
+    python research/authors_hvp.py \
         runs/reproduce/frameskip1_maml_trpo_halfcheetah_dir/checkpoints/iteration_000100.pt
 
 The authors' code (cbfinn/maml_rl, ``sandbox/rocky/tf/optimizers/conjugate_gradient_optimizer.py``)
@@ -22,19 +22,18 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 
+import metarl.agents.maml as maml_module
 import numpy as np
 import torch
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
+import metarl  # noqa: F401  (registers the metarl/ ids)
+from metarl.agent import build
+from metarl.checkpoint import CheckpointError, load_run
+from metarl.config import ConfigError
+from metarl.optim import TRPOResult, conjugate_gradient, flat_concat, unflatten
+from metarl.tasks import sample_train_tasks
 
-import agents.maml as maml_module  # noqa: E402
-import envs  # noqa: E402,F401  (registers the metarl/ ids)
-from agents import build  # noqa: E402
-from metarl.checkpoint import CheckpointError, load_run  # noqa: E402
-from metarl.config import ConfigError  # noqa: E402
-from metarl.optim import TRPOResult, conjugate_gradient, flat_concat, unflatten  # noqa: E402
-from metarl.tasks import sample_train_tasks  # noqa: E402
+ROOT = Path(__file__).resolve().parents[1]
 
 REG_COEFF = 1e-5  # rllab ConjugateGradientOptimizer's reg_coeff
 BASE_EPS = 1e-8  # FiniteDifferenceHvp's base_eps

@@ -1,8 +1,8 @@
 """Can the RL2 GRU learn a good bandit strategy at all, given the answer? Behaviour cloning.
 
-    python benchmarks/bandit_imitation.py                         # (100, 10), greedy teacher
-    python benchmarks/bandit_imitation.py --arms 10 --pulls 100 --teacher gittins --iterations 600
-    python benchmarks/bandit_imitation.py --hidden 64 --lr 3e-3 --iterations 300 --reward-by-action
+    python research/bandit_imitation.py                         # (100, 10), greedy teacher
+    python research/bandit_imitation.py --arms 10 --pulls 100 --teacher gittins --iterations 600
+    python research/bandit_imitation.py --hidden 64 --lr 3e-3 --iterations 300 --reward-by-action
 
 Trains the RL2 policy network (`RecurrentPolicy`, the presets' GRU) by supervised learning,
 not RL: each iteration draws `--batch` fresh Bernoulli bandits, plays the teacher
@@ -26,16 +26,13 @@ import argparse
 import sys
 import time
 from collections.abc import Iterator
-from pathlib import Path
 
 import numpy as np
 import torch
+from metarl.agents.classical import BanditPolicy, bandit_pulls, gittins_policy, greedy_policy
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-from agents.classical import BanditPolicy, bandit_pulls, gittins_policy, greedy_policy  # noqa: E402
-from metarl import seeding  # noqa: E402
-from metarl.policies import RecurrentPolicy  # noqa: E402
+from metarl import seeding
+from metarl.policies import RecurrentPolicy
 
 
 def make_teacher(name: str, num_pulls: int) -> BanditPolicy:

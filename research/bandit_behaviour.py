@@ -1,7 +1,7 @@
 """How a trained RL2 bandit agent plays, next to win-stay-lose-shift on the same bandits.
 
-    python benchmarks/bandit_behaviour.py runs/reproduce/rl2_trpo_bandit_k10_n100 [RUN ...]
-    python benchmarks/bandit_behaviour.py RUN --tasks 1000
+    python research/bandit_behaviour.py runs/reproduce/rl2_trpo_bandit_k10_n100 [RUN ...]
+    python research/bandit_behaviour.py RUN --tasks 1000
 
 Plays the run's policy on its held-out bandits as ``evaluate.py`` does (same tasks, same
 sampling stream) and prints, per run:
@@ -27,12 +27,11 @@ import sys
 from pathlib import Path
 
 import numpy as np
+from metarl.agents.classical import posterior_means
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-import envs  # noqa: E402,F401  (registers the metarl/ ids)
-from agents.classical import posterior_means  # noqa: E402
-from evaluate import held_out_trials, load_run_or_report  # noqa: E402
+import metarl  # noqa: F401  (registers the metarl/ ids)
+from metarl.cli.evaluate import load_run_or_report
+from metarl.evaluation import held_out_trials
 
 
 def behaviour(arms: np.ndarray, rewards: np.ndarray, means: np.ndarray) -> dict[str, float]:

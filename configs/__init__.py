@@ -1,0 +1,1 @@
+"""The presets shipped with metarl (``metarl.configs``): YAML files named by run."""

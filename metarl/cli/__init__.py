@@ -1,0 +1,1 @@
+"""The command lines: metarl-train (train.py) and metarl-evaluate (evaluate.py)."""
