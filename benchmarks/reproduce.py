@@ -27,7 +27,7 @@ from pathlib import Path
 
 from metarl.agent import is_recurrent
 from metarl.checkpoint import load_checkpoint
-from metarl.config import load_config
+from metarl.config import load_config, presets
 from metarl.evaluation import PAPER_RL2_BANDITS, paper_reference
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -44,10 +44,8 @@ def run(command: list[str]) -> None:
 
 def reproduce(name: str, root: Path, overrides: list[str]) -> dict:
     """Train (or resume, or skip) and evaluate preset `name`; returns its table row."""
-    preset = ROOT / "configs" / f"{name}.yaml"
-    if not preset.exists():
-        choices = sorted(p.stem for p in (ROOT / "configs").glob("*.yaml"))
-        raise SystemExit(f"reproduce: no preset {preset.name}; choose from {', '.join(choices)}")
+    if name not in presets():
+        raise SystemExit(f"reproduce: no preset {name}; choose from {', '.join(sorted(presets()))}")
     run_dir = root / name
     python = sys.executable
     checkpoints = run_dir / "checkpoints"
@@ -59,7 +57,7 @@ def reproduce(name: str, root: Path, overrides: list[str]) -> dict:
                 python,
                 "train.py",
                 "--config",
-                str(preset),
+                name,
                 "--run-dir",
                 str(run_dir),
                 "--no-progress",

@@ -12,13 +12,16 @@ from __future__ import annotations
 
 import csv
 import dataclasses
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import gymnasium as gym
+
 from metarl.agent import Agent, build
 from metarl.checkpoint import load_run
-from metarl.config import ConfigError, TrainConfig, apply_overrides, config_from_dict, load_config
+from metarl.config import ConfigError, TrainConfig, apply_overrides, load_config
 from metarl.evaluation import Evaluation
 from metarl.evaluation import evaluate as evaluate_agent
 from metarl.training import run_name
@@ -42,15 +45,27 @@ class Run:
             ]
 
 
+def register_family(family: Callable[..., gym.Env]) -> str:
+    """Register a family passed as a class or constructor under ``user/<name>-v0`` (replacing
+    an earlier registration of that id); its id."""
+    env_id = f"user/{getattr(family, '__name__', type(family).__name__)}-v0"
+    gym.registry.pop(env_id, None)
+    gym.register(env_id, entry_point=family)
+    return env_id
+
+
 def make_config(
     config: str | Path | TrainConfig | dict[str, Any] | None = None, **overrides: Any
 ) -> TrainConfig:
     """A validated config: a preset name or YAML path, a config object or a dict of keys
-    (None: the defaults), with keyword `overrides` on top (the same flat keys as the CLI's)."""
+    (None: the defaults), with keyword `overrides` on top (the same flat keys as the CLI's).
+    ``env_id`` may be a family's class or constructor: it is registered (`register_family`)."""
+    if callable(overrides.get("env_id")):
+        overrides["env_id"] = register_family(overrides["env_id"])
     if isinstance(config, TrainConfig):
         return apply_overrides(config, overrides)
     if isinstance(config, dict):
-        return apply_overrides(config_from_dict({**TrainConfig().to_dict(), **config}), overrides)
+        return load_config(None, {**config, **overrides})
     if config is None or isinstance(config, (str, Path)):
         return load_config(config, overrides)
     raise ConfigError(

@@ -1,7 +1,8 @@
 """Checkpoints: one `torch.save` dict of tensors and primitives, written atomically.
 
 Contents: ``format_version``, ``iteration`` (completed meta-iterations), ``env_steps``,
-``agent`` (the agent's state dict), ``config`` (the resolved config as a dict). Every random
+``agent`` (the agent's state dict), ``config`` (the resolved config's keys that its agent
+reads, as a dict). Every random
 stream derives from (seed, iteration) (see `metarl.seeding`), so no RNG state is needed for
 a resumed run to equal an uninterrupted one. Loading uses ``weights_only=True``.
 """
@@ -15,7 +16,7 @@ from typing import Any
 
 import torch
 
-from metarl.config import TrainConfig, config_from_dict
+from metarl.config import TrainConfig, agent_keys, config_from_dict
 
 FORMAT_VERSION = 1
 REQUIRED_KEYS = ("iteration", "env_steps", "agent", "config")  # besides format_version
@@ -31,7 +32,12 @@ def run_state(
 ) -> dict[str, Any]:
     """A run's checkpoint contents after `iteration` completed meta-iterations and `env_steps`
     environment steps (what `save_checkpoint` writes and `load_checkpoint` requires)."""
-    return {"iteration": iteration, "env_steps": env_steps, "agent": agent_state, "config": config.to_dict()}
+    return {
+        "iteration": iteration,
+        "env_steps": env_steps,
+        "agent": agent_state,
+        "config": agent_keys(config),
+    }
 
 
 def save_checkpoint(directory: Path, state: dict[str, Any]) -> Path:

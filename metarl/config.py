@@ -1,7 +1,15 @@
-"""Run configuration: one dataclass, YAML presets, ``key=value`` overrides, validation.
+"""Run configuration: typed sections, layered YAML presets, ``key=value`` overrides, checks.
 
-Precedence: dataclass defaults < ``--config`` YAML preset < command-line ``key=value``
-overrides. Unknown keys, wrong types, unknown env ids and unknown agents raise
+A config is split by concern (`RunConfig`, `SamplerConfig`, `MAMLConfig`, `TRPOConfig`,
+`PPOConfig`, `RL2Config`, `EvalConfig`); `TrainConfig` holds their keys side by side, so
+keys keep flat names (``inner_lr``, ``hidden_sizes``) in Python, presets and on the CLI.
+Each agent registers the keys it reads (`metarl.registry`): setting another is an error,
+and a run's config.yaml holds only the keys its agent reads.
+
+Precedence: defaults < the preset's bases < the preset < overrides. A preset is a YAML
+file of keys; ``base: <name or list>`` layers it on presets of configs/base/ (or other
+files), and ``variants: {suffix: {keys}}`` makes one preset per variant, named
+``<file>_<suffix>``. Unknown keys, wrong types, unknown env ids and unknown agents raise
 `ConfigError` with the valid choices.
 """
 
@@ -25,87 +33,185 @@ class ConfigError(ValueError):
 
 
 @dataclass
-class TrainConfig:
-    """Everything that defines a run. Defaults: MAML-TRPO on 2D navigation (paper setup)."""
+class RunConfig:
+    """What to train and the run around it.
 
-    # what to train
+    Args:
+        env_id: gymnasium id of the task family (any id registered with the protocol of metarl.tasks)
+        env_kwargs: keyword arguments of the family's constructor
+        agent: the agent (maml_trpo, maml_ppo, rl2_ppo, rl2_trpo)
+        seed: the run's seed; every random stream derives from it (metarl.seeding)
+        meta_iterations: meta-iterations in all (a resumed run may extend it)
+        meta_batch_size: tasks (MAML) or trials (RL2) per meta-iteration
+        horizon: maximum episode length, steps
+        discount: discount factor of returns and advantages
+        gae_lambda: GAE lambda of the advantages
+        init_std: initial standard deviation of a Gaussian policy
+        run_root: folder of the run directories
+        checkpoint_every: meta-iterations between checkpoints (and always at the end)
+        init_from: start the networks from this checkpoint or run directory (fresh optimizer, iteration 0)
+    """
+
     env_id: str = "metarl/Navigation2D-v0"
-    env_kwargs: dict = field(default_factory=dict)
+    env_kwargs: dict[str, Any] = field(default_factory=dict)
     agent: str = "maml_trpo"
     seed: int = 1
     meta_iterations: int = 80
-    # meta-batch
-    meta_batch_size: int = 20  # tasks per meta-iteration
-    episodes_per_task: int = 20  # episodes per task per adaptation step
-    horizon: int = 100  # maximum episode length, steps
-    # inner loop (adaptation)
+    meta_batch_size: int = 20
+    horizon: int = 100
+    discount: float = 0.99
+    gae_lambda: float = 1.0
+    init_std: float = 1.0
+    run_root: str = "runs"
+    checkpoint_every: int = 10
+    init_from: str | None = None  # noqa: UP007
+
+
+@dataclass
+class SamplerConfig:
+    """Where and how episodes are sampled.
+
+    Args:
+        rescale_actions: the policy acts in [-1, 1], mapped onto the env's action bounds (rllab)
+        sampler_backend: processes (one worker per core), ray, or local (in-process)
+        num_workers: sampler workers; null: one per core
+        ray_address: the Ray cluster to join (ray backend); null starts a local one
+    """
+
+    rescale_actions: bool = True
+    sampler_backend: str = "processes"
+    num_workers: int | None = None  # noqa: UP007
+    ray_address: str | None = None  # noqa: UP007
+
+
+@dataclass
+class MAMLConfig:
+    """MAML: the inner loop and the MLP policy (agents maml_trpo, maml_ppo).
+
+    Args:
+        episodes_per_task: episodes per task per adaptation step
+        num_inner_steps: inner policy-gradient steps while training
+        inner_lr: step size of the inner steps
+        first_order: drop the second-order terms of the meta-gradient
+        hidden_sizes: hidden layer widths of the policy MLP
+        activation: hidden activation (relu or tanh)
+    """
+
+    episodes_per_task: int = 20
     num_inner_steps: int = 1
     inner_lr: float = 0.1
     first_order: bool = False
-    discount: float = 0.99
-    gae_lambda: float = 1.0
-    # policy
-    hidden_sizes: list = field(default_factory=lambda: [64, 64])
+    hidden_sizes: list[int] = field(default_factory=lambda: [64, 64])
     activation: str = "relu"
-    init_std: float = 1.0
-    # outer loop (TRPO)
+
+
+@dataclass
+class TRPOConfig:
+    """The TRPO outer step (agents maml_trpo, rl2_trpo).
+
+    Args:
+        max_kl: trust region: the mean KL bound of a step
+        cg_iterations: conjugate-gradient iterations
+        cg_damping: damping added to the KL Hessian
+        curvature_fraction: share of the batch in the CG's curvature (< 1: a preconditioner, the
+            step calibrated on the true KL)
+        line_search_backtrack_ratio: step shrink factor of the backtracking line search
+        line_search_max_backtracks: backtracks before the step is rejected
+    """
+
     max_kl: float = 0.01
     cg_iterations: int = 10
     cg_damping: float = 1e-5
-    # < 1: precondition the CG with the KL Hessian on this share of each task's episodes
-    # (without the adaptation's Jacobian) and calibrate the step on the true KL
     curvature_fraction: float = 1.0
-    line_search_backtrack_ratio: float = 0.8  # rllab's ConjugateGradientOptimizer
+    line_search_backtrack_ratio: float = 0.8
     line_search_max_backtracks: int = 15
-    # outer loop (PPO, agent maml_ppo)
-    ppo_epochs: int = 5  # Adam steps on each meta-batch, the adaptation recomputed for each
-    ppo_clip: float = 0.2  # the probability ratio is clipped to [1 - clip, 1 + clip]
-    outer_lr: float = 1e-3  # Adam step size
-    # RL2 (agents rl2_ppo, rl2_trpo): one trial of episodes_per_trial episodes per task,
-    # meta_batch_size trials per meta-iteration; a GRU policy and a GRU value of rnn_hidden_size
+
+
+@dataclass
+class PPOConfig:
+    """The PPO outer step and Adam (agents maml_ppo, rl2_ppo; rl2_trpo's value uses outer_lr).
+
+    Args:
+        ppo_epochs: Adam passes over each meta-batch (MAML: the adaptation recomputed in each)
+        ppo_clip: the probability ratio is clipped to [1 - clip, 1 + clip]
+        outer_lr: Adam step size
+    """
+
+    ppo_epochs: int = 5
+    ppo_clip: float = 0.2
+    outer_lr: float = 1e-3
+
+
+@dataclass
+class RL2Config:
+    """RL2: trials, the GRU policy and value, and their optimisation (agents rl2_ppo, rl2_trpo).
+
+    Args:
+        episodes_per_trial: episodes of one trial on one task (the hidden state runs through them)
+        rnn_hidden_size: GRU width of policy and value
+        rnn_reward_by_action: the GRUs also read (previous action one-hot x previous reward)
+        rnn_privileged_value: the value GRU also reads the trial's task (training's baseline only)
+        rnn_state_action_inputs: the GRUs also read per (previous observation, action) reward
+            inputs (tabular MDPs)
+        rnn_observation_heads: the heads also read (observation x GRU features): a readout per one-hot state
+        ppo_minibatches: minibatches of trials per PPO epoch (and per value epoch)
+        entropy_coef: weight of the policy's mean entropy (nats per step) in the outer objective
+        entropy_coef_final: with it, the weight falls linearly to this value at the last iteration
+        max_grad_norm: RL2-PPO's gradient norm clipping, for policy and value separately
+        value_epochs: RL2-TRPO's Adam passes on the value after the policy's step
+    """
+
     episodes_per_trial: int = 2
     rnn_hidden_size: int = 256
-    # the GRUs also read (previous action one-hot x previous reward): per-arm reward inputs
     rnn_reward_by_action: bool = False
-    # the value GRU also reads the trial's task (a privileged critic: training's baseline only,
-    # the policy never sees the task); the task's numbers from metarl.tasks.task_features
     rnn_privileged_value: bool = False
-    # the input also carries the previous observation, and the GRUs read the (previous
-    # observation, previous action) one-hot and it times the previous reward: per
-    # state-action reward inputs for tabular MDPs
     rnn_state_action_inputs: bool = False
-    # the action and value heads also read (observation x GRU features), a bilinear readout:
-    # for one-hot observations, a linear head of its own per state, so a memory kept per
-    # state-action pair can be read for the current state
     rnn_observation_heads: bool = False
-    ppo_minibatches: int = 1  # minibatches of trials per PPO epoch (and per value epoch)
-    # RL2: weight of the policy's mean entropy (nats per step) in the outer objective (PPO's
-    # loss, TRPO's surrogate); with entropy_coef_final it falls linearly from entropy_coef at
-    # the first meta-iteration to entropy_coef_final at the last (meta_iterations - 1; a
-    # resumed run given a new meta_iterations follows the stretched schedule from there on)
+    ppo_minibatches: int = 1
     entropy_coef: float = 0.0
     entropy_coef_final: float | None = None  # noqa: UP007
-    max_grad_norm: float = 0.5  # RL2-PPO: gradient norm clipping, for policy and value separately
-    value_epochs: int = 5  # RL2-TRPO: Adam passes on the value after the policy's step
-    # sampling
-    rescale_actions: bool = True  # policy acts in [-1, 1], mapped onto the env's bounds (rllab)
-    sampler_backend: str = "processes"  # processes | ray | local
-    num_workers: int | None = None  # None: one per core  # noqa: UP007
-    ray_address: str | None = None  # ray backend: the cluster to join; None starts a local one  # noqa: UP007
-    # runs, checkpoints, evaluation
-    run_root: str = "runs"
-    checkpoint_every: int = 10  # meta-iterations between checkpoints (and always at the end)
-    # start the networks from this checkpoint (or a run directory's latest) instead of a fresh
-    # draw: fine-tuning a trained policy under a new config. The optimizer starts fresh and
-    # the run counts its meta-iterations from 0. A run directory is recorded in the run's
-    # config.yaml as its latest checkpoint file at the start.
-    init_from: str | None = None  # noqa: UP007
+    max_grad_norm: float = 0.5
+    value_epochs: int = 5
+
+
+@dataclass
+class EvalConfig:
+    """Evaluation on held-out tasks (evaluate.py, metarl.evaluate).
+
+    Args:
+        eval_tasks: held-out tasks
+        eval_steps: adaptation steps evaluated (MAML)
+        eval_inner_lrs: step sizes of the evaluation's inner steps; the last one repeats (MAML)
+    """
+
     eval_tasks: int = 40
     eval_steps: int = 3
-    eval_inner_lrs: list = field(default_factory=lambda: [0.1, 0.05])  # last one repeats
+    eval_inner_lrs: list[float] = field(default_factory=lambda: [0.1, 0.05])
+
+
+SECTIONS: dict[str, type] = {
+    "run": RunConfig,
+    "sampler": SamplerConfig,
+    "maml": MAMLConfig,
+    "trpo": TRPOConfig,
+    "ppo": PPOConfig,
+    "rl2": RL2Config,
+    "evaluation": EvalConfig,
+}
+
+
+@dataclass
+class TrainConfig(EvalConfig, RL2Config, PPOConfig, TRPOConfig, MAMLConfig, SamplerConfig, RunConfig):
+    """Everything that defines a run, flat: the sections' keys side by side (each section
+    documents its own). Defaults: MAML-TRPO on 2D navigation (the MAML paper's setup)."""
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
+
+
+def section_keys(*sections: str) -> frozenset[str]:
+    """The config keys of the named sections."""
+    return frozenset(f.name for name in sections for f in dataclasses.fields(SECTIONS[name]))
 
 
 def field_names() -> list[str]:
@@ -136,6 +242,7 @@ def _type_name(types_: tuple) -> str:
 
 def _apply(config: TrainConfig, updates: dict[str, Any], source: str) -> TrainConfig:
     names = field_names()
+    _check_read(str(updates.get("agent", config.agent)), updates, source)
     for key, value in updates.items():
         if key not in names:
             close = difflib.get_close_matches(key, names, n=3)
@@ -161,27 +268,99 @@ def _parse_yaml(text: str) -> Any:
     return yaml.load(text, Loader=_YamlLoader)
 
 
-def presets() -> dict[str, Path]:
-    """The presets shipped with metarl (the repository's configs/, installed as
-    metarl.configs): name -> file."""
+def _check_read(agent: str, updates: dict[str, Any], source: str) -> None:
+    """ConfigError if `updates` sets a known key that `agent` does not read."""
+    from metarl.registry import AGENTS
+
+    if agent not in AGENTS:
+        return  # validate() names the agents
+    reads = AGENTS[agent].reads
+    unread = [key for key in updates if key in field_names() and key not in reads]
+    if unread:
+        pronoun = "it" if len(unread) == 1 else "them"
+        listed = ", ".join(key for key in field_names() if key in reads)
+        raise ConfigError(
+            f"{', '.join(unread)} in {source}: agent {agent} does not read {pronoun}; its keys: {listed}"
+        )
+
+
+def _read_by(agent: str, keys: dict[str, Any]) -> dict[str, Any]:
+    """`keys` less the known keys that `agent` does not read (all of them for an unknown agent)."""
+    from metarl.registry import AGENTS
+
+    if agent not in AGENTS:
+        return keys
+    return {
+        key: value for key, value in keys.items() if key not in field_names() or key in AGENTS[agent].reads
+    }
+
+
+def _preset_folder() -> Path:
     from importlib import resources
 
-    folder = resources.files("metarl.configs")
-    return {Path(item.name).stem: Path(str(item)) for item in folder.iterdir() if item.name.endswith(".yaml")}
+    return Path(str(resources.files("metarl.configs")))
 
 
-def preset_path(preset: str | Path) -> Path:
-    """The file of `preset`: a path to a YAML file, or the name of a shipped preset
-    (``maml_trpo_navigation2d``). ConfigError naming the presets if it is neither."""
+def _read_yaml(path: Path) -> dict[str, Any]:
+    """A YAML file holding a mapping; ConfigError naming the file otherwise."""
+    try:
+        data = _parse_yaml(Path(path).read_text()) or {}
+    except yaml.YAMLError as err:
+        raise ConfigError(f"{path} is not valid YAML: {' '.join(str(err).split())}") from err
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path} must hold a mapping of config keys, got {type(data).__name__}")
+    return data
+
+
+def presets() -> dict[str, tuple[Path, str | None]]:
+    """The presets shipped with metarl (the repository's configs/, installed as
+    metarl.configs): name -> (file, variant or None)."""
+    found: dict[str, tuple[Path, str | None]] = {}
+    for path in sorted(_preset_folder().glob("*.yaml")):
+        variants = _read_yaml(path).get("variants")
+        if isinstance(variants, dict):
+            found.update({f"{path.stem}_{suffix}": (path, str(suffix)) for suffix in variants})
+        else:
+            found[path.stem] = (path, None)
+    return found
+
+
+def preset_path(preset: str | Path) -> tuple[Path, str | None]:
+    """(file, variant) of `preset`: a path to a YAML file, or the name of a shipped preset
+    (``maml_trpo_navigation2d``, ``rl2_trpo_bandit_k5_n10``; ``configs/<name>.yaml`` names it
+    too). ConfigError naming the presets if it is neither."""
     path = Path(preset)
     if path.is_file():
-        return path
+        return path, None
     shipped = presets()
-    if str(preset) in shipped:
-        return shipped[str(preset)]
+    name = path.stem if path.suffix == ".yaml" else str(preset)
+    if name in shipped:
+        return shipped[name]
     raise ConfigError(
         f"config {str(preset)!r} is neither a file nor a preset; presets: {', '.join(sorted(shipped))}"
     )
+
+
+def preset_keys(preset: str | Path, seen: tuple[str, ...] = ()) -> dict[str, Any]:
+    """The keys of `preset` with its bases layered under them (later bases win over earlier)."""
+    path, variant = preset_path(preset)
+    if str(path) in seen:
+        raise ConfigError(f"{path} is its own base (through {' -> '.join(seen)})")
+    data = _read_yaml(path)
+    bases = data.pop("base", [])
+    variants = data.pop("variants", None)
+    keys: dict[str, Any] = {}
+    for base in [bases] if isinstance(bases, str) else bases:
+        base_file = _preset_folder() / "base" / f"{base}.yaml"
+        keys.update(preset_keys(base_file if base_file.is_file() else base, (*seen, str(path))))
+    keys.update(data)
+    if variant is not None:
+        if not isinstance(variants, dict) or not isinstance(variants.get(variant), dict):
+            raise ConfigError(f"{path} has no variant {variant!r}")
+        keys.update(variants[variant])
+    elif variants is not None:
+        raise ConfigError(f"{path} holds variants: name one, e.g. {path.stem}_{next(iter(variants))}")
+    return keys
 
 
 def parse_overrides(overrides: list[str]) -> dict[str, Any]:
@@ -205,17 +384,13 @@ def load_config(
 ) -> TrainConfig:
     """Defaults, then the YAML `preset`, then `overrides`; validated."""
     config = TrainConfig()
+    updates = parse_overrides(overrides) if isinstance(overrides, list) else dict(overrides or {})
     if preset is not None:
-        path = preset_path(preset)
-        try:
-            data = _parse_yaml(path.read_text()) or {}
-        except yaml.YAMLError as err:
-            raise ConfigError(f"{path} is not valid YAML: {' '.join(str(err).split())}") from err
-        if not isinstance(data, dict):
-            raise ConfigError(f"{path} must hold a mapping of config keys, got {type(data).__name__}")
-        _apply(config, data, str(path))
-    if overrides:
-        updates = parse_overrides(overrides) if isinstance(overrides, list) else overrides
+        keys = preset_keys(preset)
+        if "agent" in updates:  # another agent on the preset: it keeps the keys that agent reads
+            keys = {**_read_by(str(updates["agent"]), keys), "agent": updates["agent"]}
+        _apply(config, keys, str(preset))
+    if updates:
         _apply(config, updates, "the overrides")
     validate(config)
     return config
@@ -230,10 +405,24 @@ def apply_overrides(config: TrainConfig, overrides: list[str] | dict[str, Any]) 
 
 
 def config_from_dict(data: dict[str, Any]) -> TrainConfig:
-    """Rebuild a validated config from `TrainConfig.to_dict()` output (e.g. a checkpoint)."""
-    config = _apply(TrainConfig(), dict(data), "the saved config")
+    """Rebuild a validated config from `agent_keys` output (a checkpoint's, a config.yaml).
+
+    Keys its agent does not read are dropped (runs saved before config.yaml held only those
+    wrote every key)."""
+    config = _apply(
+        TrainConfig(), _read_by(str(data.get("agent", TrainConfig.agent)), data), "the saved config"
+    )
     validate(config)
     return config
+
+
+def agent_keys(config: TrainConfig) -> dict[str, Any]:
+    """The keys `config`'s agent reads, with their values, in section order: what a run's
+    config.yaml and checkpoints hold."""
+    from metarl.registry import AGENTS
+
+    reads = AGENTS[config.agent].reads
+    return {key: value for key, value in config.to_dict().items() if key in reads}
 
 
 def validate(config: TrainConfig) -> None:
@@ -251,6 +440,16 @@ def validate(config: TrainConfig) -> None:
         )
     if config.agent not in AGENTS:
         raise ConfigError(f"unknown agent {config.agent!r}; choose from {', '.join(sorted(AGENTS))}")
+    defaults = TrainConfig()
+    unread = [
+        key
+        for key in field_names()
+        if key not in AGENTS[config.agent].reads and getattr(config, key) != getattr(defaults, key)
+    ]
+    if unread:
+        raise ConfigError(
+            f"agent {config.agent} does not read {', '.join(unread)}; leave them at their defaults"
+        )
     if config.sampler_backend not in BACKENDS:
         raise ConfigError(f"unknown sampler_backend {config.sampler_backend!r}; choose from {list(BACKENDS)}")
     if config.sampler_backend == "ray" and importlib.util.find_spec("ray") is None:
@@ -329,4 +528,5 @@ def validate(config: TrainConfig) -> None:
 
 
 def save_config(config: TrainConfig, path: Path) -> None:
-    path.write_text(yaml.safe_dump(config.to_dict(), sort_keys=False))
+    """Write the keys `config`'s agent reads as YAML."""
+    path.write_text(yaml.safe_dump(agent_keys(config), sort_keys=False))

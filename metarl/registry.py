@@ -20,12 +20,15 @@ class AgentEntry:
     """A registered agent.
 
     make: ``(config, policy, sampler) -> Agent``; recurrent: True for agents that sample whole
-    trials with a GRU policy (RL2), False for per-task episodes with an MLP policy (MAML).
+    trials with a GRU policy (RL2), False for per-task episodes with an MLP policy (MAML);
+    reads: the config keys it reads (`metarl.config`): setting another is an error, and a
+    run's config.yaml holds these.
     """
 
     name: str
     make: Callable[..., Any]
     recurrent: bool
+    reads: frozenset[str]
 
 
 @dataclass(frozen=True)
@@ -50,9 +53,9 @@ AGENTS: dict[str, AgentEntry] = {}
 _BASELINES: list[tuple[type, FamilyBaselines]] = []
 
 
-def register_agent(name: str, make: Callable[..., Any], recurrent: bool) -> None:
-    """Register agent `name` (the config's ``agent`` key)."""
-    AGENTS[name] = AgentEntry(name, make, recurrent)
+def register_agent(name: str, make: Callable[..., Any], recurrent: bool, reads: frozenset[str]) -> None:
+    """Register agent `name` (the config's ``agent`` key), which reads the config keys `reads`."""
+    AGENTS[name] = AgentEntry(name, make, recurrent, frozenset(reads) | {"agent"})
 
 
 def agent_entry(name: str) -> AgentEntry:

@@ -24,7 +24,7 @@ from metarl.checkpoint import (
     run_state,
     save_checkpoint,
 )
-from metarl.config import ConfigError, TrainConfig, apply_overrides, field_names, save_config
+from metarl.config import ConfigError, TrainConfig, agent_keys, apply_overrides, field_names, save_config
 from metarl.logger import Logger
 from metarl.tasks import sample_train_tasks
 
@@ -70,7 +70,7 @@ def train(
     save_config(config, run_dir / "config.yaml")
     checkpoint_dir = run_dir / "checkpoints"
     logger = Logger(run_dir, resume_iteration=start if resume_state is not None else None)
-    logger.hyperparameters(config.to_dict())
+    logger.hyperparameters(agent_keys(config))
     completed, saved = start, start
 
     def checkpoint() -> None:

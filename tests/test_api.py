@@ -79,6 +79,19 @@ def test_evaluate_returns_what_the_cli_writes_and_adapt_gives_a_policy_that_acts
     agent.sampler.close()
 
 
+def test_a_checkpoint_from_before_the_split_config_loads(default_run, tmp_path):
+    """Checkpoints written before config.yaml held only the agent's keys hold every key."""
+    from metarl.checkpoint import load_checkpoint, save_checkpoint
+
+    state = load_checkpoint(default_run.path)
+    state["config"] = {**metarl.TrainConfig().to_dict(), **state["config"]}  # the old layout
+    del state["format_version"]
+    save_checkpoint(tmp_path / "checkpoints", state)
+    agent = metarl.load(tmp_path, sampler_backend="local")
+    assert agent.iteration == 3 and agent.config.max_kl == 0.01
+    agent.sampler.close()
+
+
 def test_bad_input_is_one_clear_error(tmp_path):
     with pytest.raises(
         metarl.ConfigError, match="neither a file nor a preset; presets: .*maml_trpo_navigation2d"
@@ -88,6 +101,12 @@ def test_bad_input_is_one_clear_error(tmp_path):
         metarl.train(inner_lrr=0.1)
     with pytest.raises(metarl.ConfigError, match="unknown env id 'user/Nothing-v0'.*gym.register"):
         metarl.train(env_id="user/Nothing-v0")
+    with pytest.raises(
+        metarl.ConfigError, match="outer_lr in the overrides: agent maml_trpo does not read it"
+    ):
+        metarl.train({"agent": "maml_trpo", "outer_lr": 0.1})
+    with pytest.raises(metarl.ConfigError, match="agent maml_trpo does not read outer_lr"):
+        metarl.train(metarl.TrainConfig(outer_lr=0.1))
 
 
 # ---- a task family of the user's own ------------------------------------------------------
@@ -169,9 +188,9 @@ def _post_adaptation_return(run, tasks=40):
 
 
 def test_a_family_of_ones_own_trains_maml_trpo_in_spawned_workers(tmp_path):
-    gym.register("user/PointGoal-v0", entry_point=make_point_family(), max_episode_steps=10)
+    gym.register("user/PointGoalLimited-v0", entry_point=make_point_family(), max_episode_steps=10)
     common = dict(
-        env_id="user/PointGoal-v0",
+        env_id="user/PointGoalLimited-v0",
         horizon=10,
         meta_batch_size=10,
         episodes_per_task=10,
@@ -183,7 +202,9 @@ def test_a_family_of_ones_own_trains_maml_trpo_in_spawned_workers(tmp_path):
         run_root=str(tmp_path),
         progress=False,
     )
-    untrained = metarl.train(meta_iterations=1, checkpoint_every=1, **common)
+    # passed as a class, the family is registered as user/<name>-v0
+    untrained = metarl.train(**{**common, "env_id": make_point_family()}, meta_iterations=1)
+    assert untrained.config.env_id == "user/PointGoal-v0"
     trained = metarl.train(meta_iterations=15, **common)
     assert trained.config.sampler_backend == "processes"
     before, after = _post_adaptation_return(untrained), _post_adaptation_return(trained)

@@ -105,13 +105,13 @@ def test_resume_extends_a_run(run_dir, tmp_path):
 @pytest.mark.parametrize(
     ("args", "message"),
     [
-        (["inner_lrr=0.1"], "unknown config key 'inner_lrr'.*did you mean inner_lr.*valid keys: env_id"),
+        (["inner_lrr=0.1"], "unknown config key 'inner_lrr'.*did you mean inner_lr.*train.py --help"),
         (
             ["env_id=metarl/Nope-v0"],
             "unknown env id 'metarl/Nope-v0'; task families: metarl/AntDir-v0, .*metarl/Navigation2D-v0",
         ),
         (["agent=ppo9000"], "unknown agent 'ppo9000'; choose from maml_ppo, maml_trpo"),
-        (["meta_batch_size=many"], "meta_batch_size' expects int, got 'many'"),
+        (["meta_batch_size=many"], 'key "meta_batch_size": Expected a int. Got value: many'),
         (
             ["--config", "configs/none.yaml"],
             "config 'configs/none.yaml' is neither a file nor a preset; presets",
@@ -120,15 +120,21 @@ def test_resume_extends_a_run(run_dir, tmp_path):
         (["activation=sigmoid"], "unknown activation 'sigmoid'; choose from \\['relu', 'tanh'\\]"),
         (["checkpoint_every=0"], "checkpoint_every must be >= 1, got 0"),
         (["discount=5"], "discount must be in \\[0, 1\\], got 5.0"),
-        (["hidden_sizes=[a]"], "hidden_sizes must be a non-empty list of positive ints"),
+        (["hidden_sizes=[a]"], '"hidden_sizes": Expected a int. Got value: a'),
+        (["hidden_sizes=[]"], "hidden_sizes must be a non-empty list of positive ints"),
         (["env_kwargs={foo: 1}"], "cannot be built with env_kwargs=\\{'foo': 1\\}.*foo"),
         (["seed=-1"], "seed must be >= 0, got -1"),
-        (["outer_lr=fast"], "config key 'outer_lr' expects float, got 'fast'"),
+        (["agent=maml_ppo", "outer_lr=fast"], '"outer_lr": Expected a float. Got value: fast'),
         (["init_from=runs/none", "meta_iterations=1"], "checkpoint runs/none does not exist"),
-        (["entropy_coef_final=-0.1"], "entropy_coef_final must be >= 0 or null, got -0.1"),
+        (["agent=rl2_ppo", "entropy_coef_final=-0.1"], "entropy_coef_final must be >= 0 or null, got -0.1"),
         (
             ["entropy_coef=0.01"],
-            "entropy_coef and entropy_coef_final apply to the RL2 agents only, not maml_trpo",
+            "entropy_coef in the overrides: agent maml_trpo does not read it; its keys: env_id",
+        ),
+        (["outer_lr=0.1"], "outer_lr in the overrides: agent maml_trpo does not read it"),
+        (
+            ["--config", "tests/data/bad_preset.yaml"],
+            "tests/data/bad_preset.yaml is not valid YAML: while parsing",
         ),
     ],
 )
@@ -204,3 +210,59 @@ def test_ctrl_c_or_sigterm_saves_progress_and_tells_how_to_resume(tmp_path, sign
     from metarl.checkpoint import load_checkpoint
 
     assert load_checkpoint(tmp_path / "run")["iteration"] >= 2
+
+
+def test_help_lists_every_config_key_with_its_type_default_and_doc():
+    from metarl.config import field_names
+
+    result = run("train.py", "--help")
+    text = " ".join(result.stdout.split())
+    for key in field_names():
+        entry = text.rsplit(f"--{key}", 1)[1].split(" --")[0]  # the key's help: METAVAR doc (type: ...)
+        doc, _, rest = entry.partition("(type: ")
+        assert len(doc.split()[1:]) >= 2 and "default: " in rest, (key, entry)
+    assert "key=value" in result.stdout
+
+
+def test_a_runs_config_yaml_holds_the_keys_its_agent_reads(tmp_path):
+    from metarl.registry import AGENTS
+
+    run(
+        "train.py",
+        "--config",
+        "rl2_trpo_bandit_k5_n10",
+        "--run-dir",
+        str(tmp_path / "run"),
+        "meta_iterations=1",
+        "meta_batch_size=8",
+        "rnn_hidden_size=8",
+        "sampler_backend=local",
+    )
+    saved = yaml.safe_load((tmp_path / "run" / "config.yaml").read_text())
+    assert set(saved) == AGENTS["rl2_trpo"].reads
+    assert "inner_lr" not in saved and "ppo_clip" not in saved and saved["value_epochs"] == 5
+
+
+def test_layered_presets_resolve_their_bases_and_variants():
+    from metarl.config import ConfigError, load_config, presets
+
+    names = presets()
+    assert len([n for n in names if n.startswith("rl2_") and ("bandit" in n or "mdp" in n)]) == 28
+    special = load_config("rl2_trpo_bandit_k10_n100")  # base rl2_trpo < the family file < its variant
+    assert (special.agent, special.env_kwargs, special.horizon, special.meta_batch_size) == (
+        "rl2_trpo",
+        {"num_arms": 10, "num_pulls": 100},
+        100,
+        200,
+    )
+    assert (special.gae_lambda, special.rnn_hidden_size, special.entropy_coef) == (0.95, 64, 0.03)
+    assert special.curvature_fraction == 0.2 and special.rnn_reward_by_action
+    plain = load_config("configs/rl2_ppo_tabular_mdp_n50.yaml")  # the old file path names it too
+    assert (plain.agent, plain.episodes_per_trial, plain.gae_lambda, plain.rnn_state_action_inputs) == (
+        "rl2_ppo",
+        50,
+        0.3,
+        False,
+    )
+    with pytest.raises(ConfigError, match="holds variants: name one, e.g. rl2_trpo_bandit_k5_n10"):
+        load_config("configs/rl2_trpo_bandit.yaml")

@@ -219,7 +219,8 @@ def test_config_yaml_reads_an_exponent_without_a_dot_as_a_float(tmp_path):
     from metarl.config import load_config
 
     preset = tmp_path / "preset.yaml"
-    preset.write_text("outer_lr: 3e-4\n")  # YAML 1.1 would read a string
+    preset.write_text("agent: maml_ppo\nouter_lr: 3e-4\n")  # YAML 1.1 would read a string
     assert load_config(str(preset), []).outer_lr == 3e-4
-    config = load_config(None, ["outer_lr=2e-3", "max_kl=1E-2", "eval_inner_lrs=[1e-1, 5e-2]"])
-    assert (config.outer_lr, config.max_kl, config.eval_inner_lrs) == (2e-3, 0.01, [0.1, 0.05])
+    config = load_config(None, ["agent=maml_ppo", "outer_lr=2e-3", "eval_inner_lrs=[1e-1, 5e-2]"])
+    assert load_config(None, ["max_kl=1E-2"]).max_kl == 0.01
+    assert (config.outer_lr, config.eval_inner_lrs) == (2e-3, [0.1, 0.05])

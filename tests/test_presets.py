@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 from metarl.agent import build
-from metarl.config import load_config
+from metarl.config import load_config, presets
 
 ROOT = Path(__file__).resolve().parents[1]
 LOCOMOTION = sorted((ROOT / "configs").glob("maml_*_[ah]*.yaml"))
@@ -87,27 +87,27 @@ def test_maml_trpo_on_halfcheetah_vel_end_to_end(tmp_path):
     assert all(0.0 <= task["velocity"] <= 2.0 for task in summary["tasks"])
 
 
-RL2_PRESETS = sorted((ROOT / "configs").glob("rl2_*.yaml"))
+RL2_PRESETS = sorted(name for name in presets() if name.startswith("rl2_"))
 
 
 def test_there_are_rl2_presets_for_the_papers_bandits_and_mdps():
-    names = {p.stem for p in RL2_PRESETS}
+    names = set(RL2_PRESETS)
     for agent in ("rl2_ppo", "rl2_trpo"):
         assert {f"{agent}_bandit_k{k}_n{n}" for k in (5, 10, 50) for n in (10, 100, 500)} <= names
         assert {f"{agent}_tabular_mdp_n{n}" for n in (10, 25, 50, 75, 100)} <= names
     assert "rl2_ppo_halfcheetah_vel" in names
 
 
-@pytest.mark.parametrize("preset", RL2_PRESETS, ids=lambda p: p.stem)
+@pytest.mark.parametrize("preset", RL2_PRESETS)
 def test_rl2_preset_has_the_papers_setup_and_runs(preset):
     config = load_config(preset)
     assert config.agent in ("rl2_ppo", "rl2_trpo") and config.discount == 0.99
-    if "bandit" in preset.stem:
-        k, n = (int(part[1:]) for part in preset.stem.split("_")[-2:])
+    if "bandit" in preset:
+        k, n = (int(part[1:]) for part in preset.split("_")[-2:])
         assert config.env_kwargs == {"num_arms": k, "num_pulls": n} and config.horizon == n
         # the RL2-TRPO (100, 5) and (100, 10) presets depart from the paper on purpose (their
         # comments say how); the others keep its setup
-        departs = preset.stem.startswith("rl2_trpo") and n == 100 and k in (5, 10)
+        departs = preset.startswith("rl2_trpo") and n == 100 and k in (5, 10)
         expected = (1, 64, 0.95, True) if departs else (1, 256, 0.3, False)
         assert (
             config.episodes_per_trial,
@@ -116,14 +116,14 @@ def test_rl2_preset_has_the_papers_setup_and_runs(preset):
             config.rnn_privileged_value,
         ) == expected
         # only (100, 10) trains with an entropy bonus (falling to 0 over 3000 iterations)
-        bonus = preset.stem == "rl2_trpo_bandit_k10_n100"
+        bonus = preset == "rl2_trpo_bandit_k10_n100"
         assert (config.entropy_coef, config.entropy_coef_final) == ((0.03, 0.0) if bonus else (0.0, None))
         assert config.meta_iterations == (3000 if bonus else 1500 if departs else 300)
-    elif "tabular_mdp" in preset.stem:
-        assert config.episodes_per_trial == int(preset.stem.split("_n")[-1]) and config.horizon == 10
+    elif "tabular_mdp" in preset:
+        assert config.episodes_per_trial == int(preset.split("_n")[-1]) and config.horizon == 10
         assert (config.rnn_hidden_size, config.gae_lambda) == (256, 0.3)
         # the n = 10 and 25 presets read per state-action rewards (not in the paper)
-        departs = preset.stem in {
+        departs = preset in {
             f"{agent}_tabular_mdp_n{n}" for agent in ("rl2_trpo", "rl2_ppo") for n in (10, 25)
         }
         assert config.rnn_state_action_inputs == departs

@@ -2,6 +2,7 @@
 
     python train.py                                   # MAML-TRPO on 2D navigation (defaults)
     python train.py --config maml_trpo_halfcheetah_vel meta_iterations=50 seed=3
+    python train.py --help                            # every config key: type, default, doc
     python train.py --resume runs/<run>               # continue a stopped run
     python train.py --resume runs/<run> meta_iterations=200   # ... and extend it
     python train.py --config <preset> init_from=runs/<run> outer_lr=3e-4   # fine-tune a run
@@ -13,14 +14,19 @@ checkpoints/.
 
 from __future__ import annotations
 
-import argparse
+import difflib
+import re
 import signal
 import sys
 import time
+from argparse import ArgumentError, RawDescriptionHelpFormatter
 from pathlib import Path
+from typing import Any
+
+from jsonargparse import ArgumentParser, DefaultHelpFormatter, Namespace
 
 from metarl.checkpoint import CheckpointError
-from metarl.config import ConfigError, load_config
+from metarl.config import SECTIONS, ConfigError, field_names, load_config
 from metarl.training import resume, run_name, train
 
 
@@ -32,27 +38,82 @@ def _raise_terminated(signum: int, frame: object) -> None:
     raise Terminated
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+OPTIONS_WITH_VALUES = ("--config", "--resume", "--run-dir")
+
+
+class HelpFormatter(DefaultHelpFormatter, RawDescriptionHelpFormatter):
+    """Each key's type and default after its doc; the description as written."""
+
+
+OVERRIDE = re.compile(r"^([A-Za-z_][A-Za-z0-9_]*)=(.*)$", re.S)
+
+
+def make_parser() -> ArgumentParser:
+    """The command line: options, then every config key by section with its type, default
+    and doc (jsonargparse reads them off the section dataclasses)."""
+    parser = ArgumentParser(
+        prog="train.py",
+        usage="train.py [--config PRESET | --resume RUN_DIR] [--run-dir DIR] [--no-progress] [key=value ...]",
+        description=__doc__,
+        exit_on_error=False,
+        formatter_class=HelpFormatter,
+        epilog="Config keys are given as key=value (values parsed as YAML), e.g. hidden_sizes=[32,32].",
     )
-    parser.add_argument("--config", help="YAML preset (see configs/)")
+    parser.add_argument("--config", help="a preset name (configs/<name>.yaml) or a YAML file")
     parser.add_argument(
         "--resume", metavar="RUN_DIR", help="continue the run in RUN_DIR from its latest checkpoint"
     )
     parser.add_argument("--run-dir", help="write the run here instead of runs/<generated name>")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
-    parser.add_argument("overrides", nargs="*", metavar="key=value", help="config overrides")
-    args = parser.parse_args(argv)
+    for section in SECTIONS.values():
+        parser.add_class_arguments(section)
+    return parser
+
+
+def parse(argv: list[str]) -> tuple[Namespace, dict[str, Any]]:
+    """(options, config overrides) of a command line; ConfigError on a malformed one.
+
+    ``key=value`` overrides become jsonargparse's ``--key=value``, which types the value
+    against the config's declared type."""
+    names, translated = field_names(), []
+    for index, token in enumerate(argv):
+        if token.startswith("-") or (index and argv[index - 1] in OPTIONS_WITH_VALUES):
+            translated.append(token)
+            continue
+        match = OVERRIDE.match(token)
+        if match is None:
+            raise ConfigError(f"override {token!r} is not of the form key=value")
+        if match.group(1) not in names:
+            close = difflib.get_close_matches(match.group(1), names, n=3)
+            hint = f" (did you mean {', '.join(close)}?)" if close else ""
+            raise ConfigError(
+                f"unknown config key {match.group(1)!r} in the overrides{hint}; see train.py --help"
+            )
+        translated.append(f"--{token}")
     try:
-        if args.resume:
-            if args.config:
+        options = make_parser().parse_args(translated, defaults=False)
+    except ArgumentError as err:
+        message = re.sub(r"<class '(\w+)'>", r"\1", " ".join(str(err).split()))
+        raise ConfigError(f"in the overrides: {message}") from err
+    overrides = {key: options[key] for key in names if key in options}
+    return options, overrides
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else list(argv)
+    if any(token in ("-h", "--help") for token in argv):
+        make_parser().print_help()
+        return 0
+    try:
+        args, overrides = parse(argv)
+        if args.get("resume"):
+            if args.get("config"):
                 raise ConfigError("--resume uses the run's own config; --config cannot be combined with it")
-            state, config, run_dir = resume(Path(args.resume), args.overrides)
+            state, config, run_dir = resume(Path(args.resume), overrides)
         else:
-            config = load_config(args.config, args.overrides)
+            config = load_config(args.get("config"), overrides)
             state = None
-            run_dir = Path(args.run_dir) if args.run_dir else Path(config.run_root) / run_name(config)
+            run_dir = Path(args.run_dir) if args.get("run_dir") else Path(config.run_root) / run_name(config)
     except (ConfigError, CheckpointError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
@@ -62,7 +123,7 @@ def main(argv: list[str] | None = None) -> int:
     # the last completed iteration on the way out.
     signal.signal(signal.SIGTERM, _raise_terminated)
     try:
-        train(config, run_dir, state, progress=not args.no_progress)
+        train(config, run_dir, state, progress=not args.get("no_progress"))
     except CheckpointError as err:  # init_from names a missing or ill-fitting checkpoint
         print(f"error: {err}", file=sys.stderr)
         return 2
