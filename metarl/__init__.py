@@ -11,8 +11,8 @@ import metarl.agents  # noqa: F401,E402  (registers the agents)
 import metarl.envs  # noqa: F401,E402  (registers the task families)
 from metarl.actors import Actor  # noqa: E402
 from metarl.agent import Agent  # noqa: E402
-from metarl.api import Run, evaluate, load, train  # noqa: E402
+from metarl.api import Run, load, train  # noqa: E402
 from metarl.config import ConfigError, TrainConfig  # noqa: E402
-from metarl.evaluation import Evaluation  # noqa: E402
+from metarl.evaluation import Evaluation, evaluate  # noqa: E402
 
 __all__ = ["Actor", "Agent", "ConfigError", "Evaluation", "Run", "TrainConfig", "evaluate", "load", "train"]

@@ -1,11 +1,12 @@
-"""metarl's Python API: train, load, evaluate (re-exported as ``metarl.train`` etc.).
+"""metarl's Python API, re-exported as ``metarl.train``, ``metarl.load`` and (from
+`metarl.evaluation`) ``metarl.evaluate``:
 
-import metarl
-run = metarl.train("maml_trpo_navigation2d", meta_iterations=5, seed=3)
-agent = metarl.load(run.path)
-result = metarl.evaluate(agent, num_tasks=40, steps=3)
-policy = agent.adapt(env, steps=1)
-action = policy.act(observation)
+    import metarl
+    run = metarl.train("maml_trpo_navigation2d", meta_iterations=5, seed=3)
+    agent = metarl.load(run.path)
+    result = metarl.evaluate(agent, num_tasks=40, steps=3)
+    policy = agent.adapt(env, steps=1)
+    action = policy.act(observation)
 """
 
 from __future__ import annotations
@@ -22,8 +23,6 @@ import gymnasium as gym
 from metarl.agent import Agent, build
 from metarl.checkpoint import load_run
 from metarl.config import ConfigError, TrainConfig, apply_overrides, load_config
-from metarl.evaluation import Evaluation
-from metarl.evaluation import evaluate as evaluate_agent
 from metarl.training import run_name
 from metarl.training import train as train_loop
 
@@ -115,21 +114,3 @@ def load(path: str | Path, **overrides: Any) -> Agent:
     agent.load_state_dict(state["agent"])
     agent.iteration = int(state["iteration"])
     return agent
-
-
-def evaluate(
-    agent: Agent,
-    num_tasks: int | None = None,
-    steps: int | None = None,
-    inner_lrs: list[float] | None = None,
-    task_seed: int | None = None,
-    out: str | Path | None = None,
-) -> Evaluation:
-    """What ``evaluate.py`` prints, for `agent` on `num_tasks` of its run's held-out tasks:
-    ``.mean_returns`` and ``.stderrs`` per adaptation step (MAML) or trial episode (RL2),
-    ``.task_returns`` [steps, tasks], ``.tasks`` and ``.summary`` (the JSON). Writes
-    evaluation.json and adaptation_curve.png into `out` if given, else nothing."""
-    result = evaluate_agent(agent, num_tasks, steps, inner_lrs, task_seed, getattr(agent, "iteration", None))
-    if out is not None:
-        result.write(Path(out))
-    return result

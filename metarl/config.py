@@ -32,6 +32,39 @@ class ConfigError(ValueError):
     """A configuration is invalid; the message says what is valid."""
 
 
+@dataclass(frozen=True)
+class Bound:
+    """The values a number key may take: at least `low` (more than `low` if `low_open`), at
+    most `high` if given, or null if `null_ok`."""
+
+    low: float
+    high: float | None = None
+    low_open: bool = False
+    null_ok: bool = False
+
+    def check(self, key: str, value: float | None) -> None:
+        if value is None and self.null_ok:
+            return
+        above = value > self.low if self.low_open else value >= self.low
+        if not (above and (self.high is None or value <= self.high)):
+            raise ConfigError(f"{key} must be {self}{' or null' if self.null_ok else ''}, got {value}")
+
+    def __str__(self) -> str:
+        if self.high is None:
+            return f"{'>' if self.low_open else '>='} {self.low:g}"
+        return f"in {'(' if self.low_open else '['}{self.low:g}, {self.high:g}]"
+
+
+AT_LEAST_0, AT_LEAST_1, POSITIVE = Bound(0), Bound(1), Bound(0, low_open=True)
+UNIT, SHARE = Bound(0, 1), Bound(0, 1, low_open=True)  # [0, 1] and (0, 1]
+AT_LEAST_0_OR_NULL, AT_LEAST_1_OR_NULL = Bound(0, null_ok=True), Bound(1, null_ok=True)
+
+
+def bounded(default: Any, bound: Bound) -> Any:
+    """A config field with `default`, checked against `bound` by `validate`."""
+    return field(default=default, metadata={"bound": bound})
+
+
 @dataclass
 class RunConfig:
     """What to train and the run around it.
@@ -55,15 +88,15 @@ class RunConfig:
     env_id: str = "metarl/Navigation2D-v0"
     env_kwargs: dict[str, Any] = field(default_factory=dict)
     agent: str = "maml_trpo"
-    seed: int = 1
-    meta_iterations: int = 80
-    meta_batch_size: int = 20
-    horizon: int = 100
-    discount: float = 0.99
-    gae_lambda: float = 1.0
-    init_std: float = 1.0
+    seed: int = bounded(1, AT_LEAST_0)
+    meta_iterations: int = bounded(80, AT_LEAST_1)
+    meta_batch_size: int = bounded(20, AT_LEAST_1)
+    horizon: int = bounded(100, AT_LEAST_1)
+    discount: float = bounded(0.99, UNIT)
+    gae_lambda: float = bounded(1.0, UNIT)
+    init_std: float = bounded(1.0, POSITIVE)
     run_root: str = "runs"
-    checkpoint_every: int = 10
+    checkpoint_every: int = bounded(10, AT_LEAST_1)
     init_from: str | None = None  # noqa: UP007
 
 
@@ -80,7 +113,7 @@ class SamplerConfig:
 
     rescale_actions: bool = True
     sampler_backend: str = "processes"
-    num_workers: int | None = None  # noqa: UP007
+    num_workers: int | None = bounded(None, AT_LEAST_1_OR_NULL)  # noqa: UP007
     ray_address: str | None = None  # noqa: UP007
 
 
@@ -97,9 +130,9 @@ class MAMLConfig:
         activation: hidden activation (relu or tanh)
     """
 
-    episodes_per_task: int = 20
-    num_inner_steps: int = 1
-    inner_lr: float = 0.1
+    episodes_per_task: int = bounded(20, AT_LEAST_1)
+    num_inner_steps: int = bounded(1, AT_LEAST_0)
+    inner_lr: float = bounded(0.1, POSITIVE)
     first_order: bool = False
     hidden_sizes: list[int] = field(default_factory=lambda: [64, 64])
     activation: str = "relu"
@@ -119,12 +152,12 @@ class TRPOConfig:
         line_search_max_backtracks: backtracks before the step is rejected
     """
 
-    max_kl: float = 0.01
-    cg_iterations: int = 10
-    cg_damping: float = 1e-5
-    curvature_fraction: float = 1.0
-    line_search_backtrack_ratio: float = 0.8
-    line_search_max_backtracks: int = 15
+    max_kl: float = bounded(0.01, POSITIVE)
+    cg_iterations: int = bounded(10, AT_LEAST_1)
+    cg_damping: float = bounded(1e-5, AT_LEAST_0)
+    curvature_fraction: float = bounded(1.0, SHARE)
+    line_search_backtrack_ratio: float = bounded(0.8, UNIT)
+    line_search_max_backtracks: int = bounded(15, AT_LEAST_1)
 
 
 @dataclass
@@ -137,9 +170,9 @@ class PPOConfig:
         outer_lr: Adam step size
     """
 
-    ppo_epochs: int = 5
-    ppo_clip: float = 0.2
-    outer_lr: float = 1e-3
+    ppo_epochs: int = bounded(5, AT_LEAST_1)
+    ppo_clip: float = bounded(0.2, POSITIVE)
+    outer_lr: float = bounded(1e-3, POSITIVE)
 
 
 @dataclass
@@ -161,17 +194,17 @@ class RL2Config:
         value_epochs: RL2-TRPO's Adam passes on the value after the policy's step
     """
 
-    episodes_per_trial: int = 2
-    rnn_hidden_size: int = 256
+    episodes_per_trial: int = bounded(2, AT_LEAST_1)
+    rnn_hidden_size: int = bounded(256, AT_LEAST_1)
     rnn_reward_by_action: bool = False
     rnn_privileged_value: bool = False
     rnn_state_action_inputs: bool = False
     rnn_observation_heads: bool = False
-    ppo_minibatches: int = 1
-    entropy_coef: float = 0.0
-    entropy_coef_final: float | None = None  # noqa: UP007
-    max_grad_norm: float = 0.5
-    value_epochs: int = 5
+    ppo_minibatches: int = bounded(1, AT_LEAST_1)
+    entropy_coef: float = bounded(0.0, AT_LEAST_0)
+    entropy_coef_final: float | None = bounded(None, AT_LEAST_0_OR_NULL)  # noqa: UP007
+    max_grad_norm: float = bounded(0.5, POSITIVE)
+    value_epochs: int = bounded(5, AT_LEAST_0)
 
 
 @dataclass
@@ -184,8 +217,8 @@ class EvalConfig:
         eval_inner_lrs: step sizes of the evaluation's inner steps; the last one repeats (MAML)
     """
 
-    eval_tasks: int = 40
-    eval_steps: int = 3
+    eval_tasks: int = bounded(40, AT_LEAST_1)
+    eval_steps: int = bounded(3, AT_LEAST_0)
     eval_inner_lrs: list[float] = field(default_factory=lambda: [0.1, 0.05])
 
 
@@ -459,45 +492,9 @@ def validate(config: TrainConfig) -> None:
         if not condition:
             raise ConfigError(message)
 
-    for key in (
-        "meta_iterations",
-        "meta_batch_size",
-        "episodes_per_task",
-        "horizon",
-        "checkpoint_every",
-        "eval_tasks",
-        "cg_iterations",
-        "line_search_max_backtracks",
-        "ppo_epochs",
-        "episodes_per_trial",
-        "rnn_hidden_size",
-        "ppo_minibatches",
-    ):
-        require(getattr(config, key) >= 1, f"{key} must be >= 1, got {getattr(config, key)}")
-    for key in ("num_inner_steps", "eval_steps", "seed", "entropy_coef", "value_epochs"):
-        require(getattr(config, key) >= 0, f"{key} must be >= 0, got {getattr(config, key)}")
-    for key in ("inner_lr", "max_kl", "init_std", "ppo_clip", "outer_lr", "max_grad_norm"):
-        require(getattr(config, key) > 0, f"{key} must be > 0, got {getattr(config, key)}")
-    require(
-        config.entropy_coef_final is None or config.entropy_coef_final >= 0,
-        f"entropy_coef_final must be >= 0 or null, got {config.entropy_coef_final}",
-    )
-    require(
-        AGENTS[config.agent].recurrent or (config.entropy_coef == 0 and not config.entropy_coef_final),
-        f"entropy_coef and entropy_coef_final apply to the RL2 agents only, not {config.agent}",
-    )
-    for key in ("discount", "gae_lambda", "line_search_backtrack_ratio"):
-        value = getattr(config, key)
-        require(0 <= value <= 1, f"{key} must be in [0, 1], got {value}")
-    require(config.cg_damping >= 0, f"cg_damping must be >= 0, got {config.cg_damping}")
-    require(
-        0 < config.curvature_fraction <= 1,
-        f"curvature_fraction must be in (0, 1], got {config.curvature_fraction}",
-    )
-    require(
-        config.num_workers is None or config.num_workers >= 1,
-        f"num_workers must be >= 1 or null, got {config.num_workers}",
-    )
+    for declared in dataclasses.fields(TrainConfig):  # the bounds declared with the keys
+        if "bound" in declared.metadata:
+            declared.metadata["bound"].check(declared.name, getattr(config, declared.name))
     require(
         bool(config.hidden_sizes)
         and all(isinstance(h, int) and not isinstance(h, bool) and h >= 1 for h in config.hidden_sizes),

@@ -227,14 +227,18 @@ def evaluate(
     steps: int | None = None,
     inner_lrs: list[float] | None = None,
     task_seed: int | None = None,
-    iteration: int | None = None,
+    out: str | Path | None = None,
 ) -> Evaluation:
-    """Adapt `agent` on `num_tasks` held-out tasks of its run (default: its config's
-    eval_tasks) and summarise: `steps` gradient steps with `inner_lrs` (MAML; defaults from
-    the config), or one trial per task (RL2) next to the family's classical baselines on the
-    same tasks. task_seed: draw the held-out tasks of this seed instead of the run's;
-    iteration: the checkpoint's, for the title. Writes nothing."""
+    """What ``evaluate.py`` prints (``metarl.evaluate``): adapt `agent` on `num_tasks`
+    held-out tasks of its run (default: its config's eval_tasks) and summarise: `steps`
+    gradient steps with `inner_lrs` (MAML; defaults from the config), or one trial per task
+    (RL2) next to the family's classical baselines on the same tasks. The result has
+    ``.mean_returns`` and ``.stderrs`` per step, ``.task_returns`` [steps, tasks], ``.tasks``
+    and ``.summary`` (the JSON). Writes evaluation.json and adaptation_curve.png into `out`
+    if given, else nothing. task_seed: draw the held-out tasks of this seed instead of the run's.
+    The title names the checkpoint's iteration (``agent.iteration``, set by ``metarl.load``)."""
     config = agent.config
+    iteration = getattr(agent, "iteration", None)
     num_tasks = num_tasks or config.eval_tasks
     steps = config.eval_steps if steps is None else steps
     inner_lrs = list(inner_lrs or config.eval_inner_lrs)
@@ -289,7 +293,7 @@ def evaluate(
         references = {
             f"{name} (same tasks)": summary["baselines"][name]["episode_means"] for name in baselines.curves
         }
-    return Evaluation(
+    result = Evaluation(
         mean_returns=[row["mean_return"] for row in summary["steps"]],
         stderrs=[row["stderr"] for row in summary["steps"]],
         task_returns=curve,
@@ -299,6 +303,9 @@ def evaluate(
         step_label="episode in trial" if recurrent else "gradient steps",
         title=f"{config.env_id} {config.agent} (iteration {iteration}, {num_tasks} test tasks)",
     )
+    if out is not None:
+        result.write(Path(out))
+    return result
 
 
 def classical_baselines(family: Any, tasks: list[dict], config: TrainConfig, task_seed: int) -> dict:

@@ -4,7 +4,7 @@
     python research/mdp_imitation.py --teacher psrl --iterations 600 --lr 3e-3
 
 Trains the policy network of an RL2 MDP preset (`--config`, default
-`configs/rl2_trpo_tabular_mdp_n10.yaml`: its GRU size and inputs) by supervised learning,
+preset `rl2_trpo_tabular_mdp_n10`: its GRU size and inputs) by supervised learning,
 not RL: each iteration draws `--batch` fresh MDPs, plays the teacher on trials of the
 preset's `episodes_per_trial` episodes (greedy: plan each episode on the posterior mean MDP;
 PSRL: on a posterior draw; both from `agents/classical.py`), and takes one Adam step on the

@@ -7,18 +7,10 @@ from pathlib import Path
 
 import pytest
 
+from tests.test_reproduce import TINY
+
 pytestmark = pytest.mark.research
 ROOT = Path(__file__).resolve().parents[1]
-TINY = [
-    "sampler_backend=local",
-    "meta_batch_size=2",
-    "episodes_per_task=2",
-    "horizon=20",
-    "hidden_sizes=[8,8]",
-    "eval_tasks=2",
-    "eval_steps=1",
-    "checkpoint_every=1",
-]
 
 
 def test_reward_terms_control_cost_is_the_envs_and_returns_are_evaluates(tmp_path):

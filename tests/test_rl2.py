@@ -122,7 +122,7 @@ def test_reward_by_action_puts_each_reward_in_the_slot_of_the_arm_that_earned_it
     rebuilt = RecurrentPolicy(**policy.spec())
     rebuilt.load_state_dict(policy.state_dict())  # the same shapes in a worker
     assert rebuilt.reward_by_action
-    config = load_config("configs/rl2_trpo_bandit_k5_n10.yaml", ["rnn_reward_by_action=true"])
+    config = load_config("rl2_trpo_bandit_k5_n10", ["rnn_reward_by_action=true"])
     agent, _, sampler = build(config)
     sampler.close()
     assert agent.policy.reward_by_action
@@ -172,7 +172,7 @@ def test_state_action_inputs_match_the_sampler_and_put_each_reward_in_its_pairs_
     torch.testing.assert_close(paid[:, 1:], pairs[:, 1:] * trials.rewards[:, :-1, None])
     assert policy.gru.input_size == policy.value_gru.input_size == 4 + 3 + 2 + 4 + 24
     assert RecurrentPolicy(**policy.spec()).state_action_inputs
-    config = load_config("configs/rl2_trpo_tabular_mdp_n10.yaml", ["rnn_state_action_inputs=true"])
+    config = load_config("rl2_trpo_tabular_mdp_n10", ["rnn_state_action_inputs=true"])
     agent, _, sampler = build(config)
     sampler.close()
     assert agent.policy.state_action_inputs and agent.policy.input_dim == 10 + 5 + 2 + 10
@@ -229,7 +229,7 @@ def test_privileged_value_reads_the_task_and_predicts_what_the_history_cannot():
             "sampler_backend=local",
             "rnn_hidden_size=16",
         ]
-        agent, family, sampler = build(load_config("configs/rl2_trpo_bandit_k5_n10.yaml", overrides))
+        agent, family, sampler = build(load_config("rl2_trpo_bandit_k5_n10", overrides))
         policy = agent.policy
         assert policy.value_task_dim == (5 if privileged else 0) and policy.gru.input_size == 1 + 5 + 2 + 5
         batches = []
@@ -271,7 +271,7 @@ def test_entropy_bonus_raises_the_policys_entropy_and_falls_on_its_schedule(agen
     (the schedule's last iteration) it leaves the policy as it was. The weight falls linearly
     from entropy_coef to entropy_coef_final."""
     overrides = [f"agent={agent_name}", "sampler_backend=local", "rnn_hidden_size=16", "meta_iterations=11"]
-    config = load_config("configs/rl2_trpo_bandit_k5_n10.yaml", overrides + ["entropy_coef=0.05"])
+    config = load_config("rl2_trpo_bandit_k5_n10", overrides + ["entropy_coef=0.05"])
     agent, family, sampler = build(config)
     with torch.no_grad():  # start away from the uniform policy, where the entropy is at its top
         agent.policy.action_head.bias.copy_(torch.tensor([2.0, 0.0, 0.0, 0.0, 0.0]))
@@ -451,7 +451,7 @@ def test_evaluate_reports_the_episode_curve_and_the_baselines_on_the_same_tasks(
     from metarl.cli import evaluate
 
     overrides = ["meta_iterations=1", "meta_batch_size=4", "rnn_hidden_size=8", "sampler_backend=local"]
-    run = train(load_config(f"configs/{preset}.yaml", overrides), tmp_path / "run", progress=False)
+    run = train(load_config(preset, overrides), tmp_path / "run", progress=False)
     drawn = {}
     plot_curve = evaluation.plot_curve
 
@@ -463,7 +463,7 @@ def test_evaluate_reports_the_episode_curve_and_the_baselines_on_the_same_tasks(
     assert evaluate.main([str(run), "--tasks", "30"]) == 0
     printed = capsys.readouterr().out
     summary = json.loads((run / "evaluation.json").read_text())
-    k = load_config(f"configs/{preset}.yaml").episodes_per_trial
+    k = load_config(preset).episodes_per_trial
     assert [row["step"] for row in summary["steps"]] == list(range(1, k + 1))
     assert "episode in trial" in printed and all(name in printed for name in baselines)
     assert set(summary["baselines"]) == baselines

@@ -53,9 +53,7 @@ def main(argv: list[str] | None = None) -> int:
     run_dir = run_dir_of(Path(args.run))
     out_dir = Path(args.out) if args.out else run_dir
     with agent.sampler:
-        result = evaluation.evaluate(
-            agent, args.tasks, args.steps, inner_lrs, args.task_seed, agent.iteration
-        )
+        result = evaluation.evaluate(agent, args.tasks, args.steps, inner_lrs, args.task_seed)
     print(result.report())
     written = result.write(out_dir)
     if (run_dir / "progress.csv").exists():
