@@ -36,7 +36,7 @@ from pathlib import Path
 import numpy as np
 import torch
 from metarl.agents.classical import MDPTrials, mdp_trials
-from metarl.agents.rl2 import RL2PPO
+from metarl.agents.rl2 import RL2
 from metarl.envs.tabular_mdp import TabularMDPEnv
 
 from metarl import seeding
@@ -80,7 +80,7 @@ def imitation_loss(policy: RecurrentPolicy, played: MDPTrials, episode_length: i
 
 
 def imitate(
-    agent: RL2PPO,
+    agent: RL2,
     sampler: Sampler,
     family: TabularMDPEnv,
     held_out: list[Task],

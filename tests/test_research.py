@@ -199,7 +199,6 @@ def test_mdp_imitation_feeds_the_inputs_rl2_sees_and_its_clone_learns_and_resume
     `train.py --resume` continues by RL from the cloned policy; bad input is refused."""
     import numpy as np
     import torch
-    from mdp_imitation import main as imitation_main
     from metarl.agents.rl2 import Trials
 
     from metarl.agent import build
@@ -207,6 +206,7 @@ def test_mdp_imitation_feeds_the_inputs_rl2_sees_and_its_clone_learns_and_resume
     from metarl.config import load_config
     from metarl.tasks import sample_test_tasks
     from research.mdp_imitation import imitate, imitation_inputs
+    from research.mdp_imitation import main as imitation_main
 
     preset = str(ROOT / "configs" / "rl2_trpo_tabular_mdp_n10.yaml")
     small = [
