@@ -15,7 +15,7 @@ import torch
 
 from metarl import seeding
 from metarl.actors import Actor
-from metarl.config import TrainConfig
+from metarl.config import AgentConfig, TrainConfig
 from metarl.episodes import Episodes
 from metarl.policies import Params, make_policy, make_recurrent_policy
 from metarl.registry import agent_entry
@@ -37,7 +37,7 @@ class Agent(Protocol):
     - ``state_dict()`` / ``load_state_dict(state)``: everything a checkpoint holds of it.
     """
 
-    config: TrainConfig
+    config: AgentConfig  # the keys of the run's config that the agent reads
     policy: torch.nn.Module
     sampler: Sampler
 
@@ -105,9 +105,9 @@ def build(config: TrainConfig) -> tuple[Agent, TaskFamily, Sampler]:
         address=config.ray_address,
         worker="trials" if entry.recurrent else "episodes",
     )
-    return entry.make(config, policy, sampler), family, sampler
+    return entry.make(AgentConfig(config, entry.reads), policy, sampler), family, sampler
 
 
-def is_recurrent(config: TrainConfig) -> bool:
+def is_recurrent(config: TrainConfig | AgentConfig) -> bool:
     """Whether `config`'s agent samples whole trials with a GRU policy (RL2)."""
     return agent_entry(config.agent).recurrent

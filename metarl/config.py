@@ -449,6 +449,33 @@ def config_from_dict(data: dict[str, Any]) -> TrainConfig:
     return config
 
 
+class AgentConfig:
+    """The part of a `TrainConfig` that one agent reads: its keys read and set through to the
+    config; any other key is an AttributeError naming the agent. What `metarl.agent.build`
+    hands an agent."""
+
+    def __init__(self, config: TrainConfig, reads: frozenset[str]) -> None:
+        object.__setattr__(self, "_config", config)
+        object.__setattr__(self, "_reads", reads)
+
+    def _check(self, key: str) -> None:
+        if key not in self._reads:
+            raise AttributeError(f"agent {self._config.agent} does not read config key {key!r}")
+
+    def __getattr__(self, key: str) -> Any:
+        if key.startswith("_"):
+            raise AttributeError(key)
+        self._check(key)
+        return getattr(self._config, key)
+
+    def __setattr__(self, key: str, value: Any) -> None:
+        self._check(key)
+        setattr(self._config, key, value)
+
+    def __repr__(self) -> str:
+        return f"AgentConfig({', '.join(f'{k}={v!r}' for k, v in agent_keys(self._config).items())})"
+
+
 def agent_keys(config: TrainConfig) -> dict[str, Any]:
     """The keys `config`'s agent reads, with their values, in section order: what a run's
     config.yaml and checkpoints hold."""

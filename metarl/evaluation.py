@@ -239,13 +239,14 @@ def evaluate(
     The title names the checkpoint's iteration (``agent.iteration``, set by ``metarl.load``)."""
     config = agent.config
     iteration = getattr(agent, "iteration", None)
+    recurrent = is_recurrent(config)
     num_tasks = num_tasks or config.eval_tasks
-    steps = config.eval_steps if steps is None else steps
-    inner_lrs = list(inner_lrs or config.eval_inner_lrs)
+    if not recurrent:  # gradient steps (an RL2 agent plays one trial per task)
+        steps = config.eval_steps if steps is None else steps
+        inner_lrs = list(inner_lrs or config.eval_inner_lrs)
     task_seed = config.seed if task_seed is None else task_seed
     family = family_of(config.env_id, config.env_kwargs)
     tasks = sample_test_tasks(family, num_tasks, task_seed)
-    recurrent = is_recurrent(config)
     baselines = baselines_for(family) if recurrent else None
     played: list[Episodes] = []  # an RL2 agent's trials, when the family scores them without noise
     keep = baselines is not None and baselines.expected_totals is not None

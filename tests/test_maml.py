@@ -317,7 +317,9 @@ def test_maml_ppo_first_epoch_gradient_is_the_trpo_meta_gradient(agent):
     from metarl.agents.maml import PPOOuterStep
 
     agent.config.inner_lr, agent.config.num_inner_steps = 0.5, 2
-    ppo = PPOOuterStep(agent.config, agent.policy)
+    # the PPO step of a maml_ppo run with the same inner loop (the fixture's agent is maml_trpo)
+    ppo_config = load_config(None, SMALL + ["agent=maml_ppo", "inner_lr=0.5", "num_inner_steps=2"])
+    ppo = PPOOuterStep(ppo_config, agent.policy)
     inner_steps, params = _two_inner_steps(agent, False)
     valid, valid_adv = _episodes(2, seed=3), torch.randn(2, 3, 5, dtype=torch.float64)
     _, trpo_gradient, _, _ = agent.outer_terms(inner_steps, valid, valid_adv)
