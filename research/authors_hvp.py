@@ -55,7 +55,7 @@ def analyse(
     loss_before: float,
     max_kl: float,
 ) -> dict:
-    """The three steps from one batch's TRPO terms (see `agents.maml.MAMLTRPO.outer_terms`).
+    """The three steps from one batch's TRPO terms (see `metarl.agents.maml.MAML.outer_terms`).
 
     Returns {theta_norm, survived (share of the gradient's coordinates that survive the
     rounding), q_norm_ratio (|q(g)| / |g|), cos_authors_natural, steps: {name: {cos_gradient,
