@@ -240,9 +240,9 @@ class MAML:
         # With curvature_fraction < 1 the CG's matrix is a cheap preconditioner instead of
         # J^T F J: F alone (J taken as I), on the first episodes of each task. A subsampled
         # J_s^T F_s J_s would overestimate the curvature (J_s from the inner loss on a few
-        # episodes is noisy, and the noise enters twice): on paper-sized HalfCheetahVel its
-        # steps reached a quarter of max_kl. TRPO then calibrates the step's length against
-        # the true KL through the exact adaptation, on all episodes (see `trpo_step`).
+        # episodes is noisy, and the noise enters twice; docs/results.md). TRPO then calibrates
+        # the step's length against the true KL through the exact adaptation, on all episodes
+        # (see `trpo_step`).
         if self.approximates_curvature(valid):
             curvature_valid = valid.first(self.curvature_episodes(valid))
             dist_c = self.policy.distribution(curvature_valid.observations, adapted)
