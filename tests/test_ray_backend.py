@@ -26,6 +26,17 @@ def test_ray_starts_a_local_cluster_when_none_runs_and_stops_it_on_close():
         sampler.sample(tasks, params, 2, seeding.seed_sequence(0, 3))
 
 
+def test_a_sampler_left_open_closes_at_once_after_ray_has_shut_down():
+    """At interpreter exit Ray's own hook shuts the cluster down before a sampler left open
+    (e.g. a loaded agent's) is collected: closing it then must not start a new cluster."""
+    tasks, policy, params = _setup(2)
+    sampler = Sampler(ENV_ID, {}, policy.spec(), 10, backend="ray", num_workers=1)
+    ray.shutdown()
+    start = time.monotonic()
+    sampler.close()
+    assert not ray.is_initialized() and time.monotonic() - start < 5.0
+
+
 @pytest.fixture(scope="module")
 def local_cluster():
     """One local Ray cluster for the module (samplers join it instead of starting their own)."""

@@ -108,7 +108,10 @@ class RayWorkers:
         """Kill the actors; shut down the local cluster if this sampler started it."""
         if not hasattr(self, "_ray"):
             return
-        for actor in getattr(self, "_actors", []):
+        # A cluster already shut down (Ray's own exit hook runs before a sampler left open is
+        # collected) took its actors with it; ray.kill would start a new one and wait on it.
+        actors = getattr(self, "_actors", []) if self._ray.is_initialized() else []
+        for actor in actors:
             try:
                 self._ray.kill(actor)
             except Exception:
