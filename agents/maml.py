@@ -331,10 +331,11 @@ class MAML:
     ) -> MLPActor:
         """The policy after `steps` inner policy-gradient steps, each on `episodes_per_task`
         episodes (of at most `horizon` steps) played in `env` with its task as set; step k
-        uses inner_lrs[k] (default: the config's eval_inner_lrs; the last one repeats)."""
+        uses inner_lrs[k] (default: the config's eval_inner_lrs; the last one repeats). The env's
+        resets and the policy's noise derive from `seed` (default: the run's)."""
         inner_lrs = inner_lrs or self.config.eval_inner_lrs
         params = stack_params(detach_params(self.policy.params()), 1)
-        rng = np.random.default_rng(seed)
+        rng = seeding.generator(self.config.seed if seed is None else seed, seeding.ADAPT)
         for step in range(steps):
             actor = MLPActor(
                 self.policy,

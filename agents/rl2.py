@@ -215,10 +215,14 @@ class RL2:
 
     def adapt(self, env: gym.Env, steps: int = 1, seed: int | None = None) -> RecurrentActor:
         """The policy after playing `steps` episodes (of at most `horizon` steps) of `env`'s
-        task, its hidden state carried on: act on in the same env to go on with the trial."""
-        actor = RecurrentActor(self.policy, env.action_space, self.config.rescale_actions, seed)
+        task, its hidden state carried on: act on in the same env to go on with the trial. The
+        env's reset and the policy's noise derive from `seed` (default: the run's)."""
+        rng = seeding.generator(self.config.seed if seed is None else seed, seeding.ADAPT)
+        actor = RecurrentActor(
+            self.policy, env.action_space, self.config.rescale_actions, int(rng.integers(2**31))
+        )
         if steps:
-            collect_episodes(env, actor, steps, self.config.horizon, seed)
+            collect_episodes(env, actor, steps, self.config.horizon, int(rng.integers(2**31)))
         return actor
 
     def state_dict(self) -> dict[str, Any]:

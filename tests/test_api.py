@@ -241,3 +241,38 @@ def test_a_family_that_breaks_the_protocol_is_named_before_any_worker_starts():
     gym.register("user/NoTasks-v0", entry_point=NoTasks)
     with pytest.raises(metarl.ConfigError, match="lacks sample_tasks, task"):
         metarl.train(env_id="user/NoTasks-v0")
+
+
+def test_an_rl2_agent_adapts_by_playing_and_keeps_its_hidden_state(tmp_path):
+    run = metarl.train(
+        "rl2_ppo_bandit_k5_n10",
+        meta_iterations=1,
+        meta_batch_size=16,
+        rnn_hidden_size=8,
+        sampler_backend="local",
+        run_root=str(tmp_path),
+        progress=False,
+    )
+    agent = metarl.load(run.path, sampler_backend="local")
+    env = gym.make("metarl/Bandit-v0", num_arms=5, num_pulls=10)
+    env.unwrapped.set_task({"means": [0.1, 0.2, 0.3, 0.4, 0.9]})
+
+    def play(policy, pulls):
+        observation, _ = env.reset(seed=1)
+        actions = []
+        for _ in range(pulls):
+            action = policy.act(observation)
+            assert env.action_space.contains(action)
+            observation, reward, terminated, truncated, _ = env.step(action)
+            policy.observe(reward, terminated or truncated)
+            actions.append(int(action))
+        return actions
+
+    fresh = agent.adapt(env, steps=0)
+    assert fresh.hidden is None  # nothing played: the trial starts from zero state
+    with pytest.raises(RuntimeError, match="observe\\(\\) comes after act\\(\\)"):
+        fresh.observe(1.0, False)
+    adapted = agent.adapt(env, steps=1)  # one episode (10 pulls) played; the state carried on
+    assert adapted.hidden is not None and float(adapted.hidden.abs().sum()) > 0
+    assert play(adapted, 5) == play(agent.adapt(env, steps=1), 5)  # the run's seed by default
+    agent.sampler.close()
