@@ -336,26 +336,20 @@ class MAML:
         inner_lrs = inner_lrs or self.config.eval_inner_lrs
         params = stack_params(detach_params(self.policy.params()), 1)
         rng = seeding.generator(self.config.seed if seed is None else seed, seeding.ADAPT)
-        for step in range(steps):
-            actor = MLPActor(
-                self.policy,
-                {k: v[0] for k, v in params.items()},
-                env.action_space,
-                self.config.rescale_actions,
-                int(rng.integers(2**31)),
+
+        def actor() -> MLPActor:  # acting with the parameters reached so far
+            one_task = {name: value[0] for name, value in params.items()}
+            return MLPActor(
+                self.policy, one_task, env.action_space, self.config.rescale_actions, int(rng.integers(2**31))
             )
+
+        for step in range(steps):
             episodes = collect_episodes(
-                env, actor, self.config.episodes_per_task, self.config.horizon, int(rng.integers(2**31))
+                env, actor(), self.config.episodes_per_task, self.config.horizon, int(rng.integers(2**31))
             )
             lr = inner_lrs[min(step, len(inner_lrs) - 1)]
             params = detach_params(self.inner_update(params, episodes, self.advantages(episodes), lr, False))
-        return MLPActor(
-            self.policy,
-            {k: v[0] for k, v in params.items()},
-            env.action_space,
-            self.config.rescale_actions,
-            int(rng.integers(2**31)),
-        )
+        return actor()
 
     def state_dict(self) -> dict[str, Any]:
         return {"policy": self.policy.state_dict(), **self.outer.state_dict()}
