@@ -21,6 +21,7 @@ import importlib.util
 import re
 import types
 import typing
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -301,31 +302,33 @@ def _parse_yaml(text: str) -> Any:
     return yaml.load(text, Loader=_YamlLoader)
 
 
-def _check_read(agent: str, updates: dict[str, Any], source: str) -> None:
-    """ConfigError if `updates` sets a known key that `agent` does not read."""
+def _unread(agent: str, keys: Iterable[str]) -> list[str]:
+    """The config keys among `keys` that `agent` does not read (none for an unknown agent:
+    validate() names the agents; unknown keys are _apply's to report)."""
     from metarl.registry import AGENTS
 
     if agent not in AGENTS:
-        return  # validate() names the agents
-    reads = AGENTS[agent].reads
-    unread = [key for key in updates if key in field_names() and key not in reads]
+        return []
+    return [key for key in keys if key in field_names() and key not in AGENTS[agent].reads]
+
+
+def _check_read(agent: str, updates: dict[str, Any], source: str) -> None:
+    """ConfigError if `updates` sets a config key that `agent` does not read."""
+    from metarl.registry import AGENTS
+
+    unread = _unread(agent, updates)
     if unread:
         pronoun = "it" if len(unread) == 1 else "them"
-        listed = ", ".join(key for key in field_names() if key in reads)
+        listed = ", ".join(key for key in field_names() if key in AGENTS[agent].reads)
         raise ConfigError(
             f"{', '.join(unread)} in {source}: agent {agent} does not read {pronoun}; its keys: {listed}"
         )
 
 
 def _read_by(agent: str, keys: dict[str, Any]) -> dict[str, Any]:
-    """`keys` less the known keys that `agent` does not read (all of them for an unknown agent)."""
-    from metarl.registry import AGENTS
-
-    if agent not in AGENTS:
-        return keys
-    return {
-        key: value for key, value in keys.items() if key not in field_names() or key in AGENTS[agent].reads
-    }
+    """`keys` less the config keys that `agent` does not read."""
+    unread = _unread(agent, keys)
+    return {key: value for key, value in keys.items() if key not in unread}
 
 
 def _preset_folder() -> Path:
@@ -501,11 +504,8 @@ def validate(config: TrainConfig) -> None:
     if config.agent not in AGENTS:
         raise ConfigError(f"unknown agent {config.agent!r}; choose from {', '.join(sorted(AGENTS))}")
     defaults = TrainConfig()
-    unread = [
-        key
-        for key in field_names()
-        if key not in AGENTS[config.agent].reads and getattr(config, key) != getattr(defaults, key)
-    ]
+    changed = [key for key in field_names() if getattr(config, key) != getattr(defaults, key)]
+    unread = _unread(config.agent, changed)
     if unread:
         raise ConfigError(
             f"agent {config.agent} does not read {', '.join(unread)}; leave them at their defaults"

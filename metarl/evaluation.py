@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 
 from metarl.agent import Agent, build, is_recurrent
-from metarl.config import TrainConfig
+from metarl.config import AgentConfig, TrainConfig
 from metarl.episodes import Episodes
 from metarl.registry import baselines_for
 from metarl.tasks import family_of, sample_test_tasks
@@ -309,7 +309,9 @@ def evaluate(
     return result
 
 
-def classical_baselines(family: Any, tasks: list[dict], config: TrainConfig, task_seed: int) -> dict:
+def classical_baselines(
+    family: Any, tasks: list[dict], config: TrainConfig | AgentConfig, task_seed: int
+) -> dict:
     """The classical baselines registered for `family` played on `tasks` as `config`'s
     trials are ({} for a family without them; see `metarl.registry.FamilyBaselines`)."""
     baselines = baselines_for(family)
@@ -318,7 +320,7 @@ def classical_baselines(family: Any, tasks: list[dict], config: TrainConfig, tas
     return baselines.play(family, tasks, config.horizon, config.episodes_per_trial, task_seed)
 
 
-def training_curve_labels(config: TrainConfig) -> tuple[str, str | None]:
+def training_curve_labels(config: TrainConfig | AgentConfig) -> tuple[str, str | None]:
     """The labels of the pre- and post-adaptation lines of `plot_training` for `config`."""
     if is_recurrent(config):
         last = config.episodes_per_trial
@@ -432,7 +434,7 @@ PAPER_RL2_BANDITS = {
 }
 
 
-def paper_reference(config) -> tuple[str, list[float]] | None:
+def paper_reference(config: TrainConfig | AgentConfig) -> tuple[str, list[float]] | None:
     """The paper's row to compare a run with, by what the run is: (label, returns) or None.
 
     No inner steps while training makes a run the paper's "pretrained" baseline (a policy
