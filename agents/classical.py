@@ -378,9 +378,14 @@ def mdp_baselines(tasks: list[Task], num_episodes: int, episode_length: int, see
 # ---- evaluation: the baselines of a family, registered for `metarl.evaluation` -------------
 
 
+def _baselines_seed(task_seed: int) -> int:
+    """The classical baselines' own seed for the tasks drawn with `task_seed`."""
+    return int(seeding.seed_sequence(task_seed, seeding.BASELINES).generate_state(1)[0])
+
+
 def _bandit_play(family, tasks: list[Task], horizon: int, episodes_per_trial: int, task_seed: int) -> dict:
     """The bandit baselines on `tasks`, tuned on the family's own tuning tasks."""
-    seed = int(seeding.seed_sequence(task_seed, seeding.BASELINES).generate_state(1)[0])
+    seed = _baselines_seed(task_seed)
     tuning = family.sample_tasks(len(tasks), seeding.generator(task_seed, seeding.BASELINE_TUNING))
     pulls = min(family.num_pulls, horizon) * episodes_per_trial
     results = bandit_baselines(tasks, tuning, pulls, seed, family.arms == "gaussian")
@@ -397,7 +402,7 @@ def _bandit_play(family, tasks: list[Task], horizon: int, episodes_per_trial: in
 
 def _mdp_play(family, tasks: list[Task], horizon: int, episodes_per_trial: int, task_seed: int) -> dict:
     """The tabular-MDP baselines on `tasks`, with their return per episode of the trial."""
-    seed = int(seeding.seed_sequence(task_seed, seeding.BASELINES).generate_state(1)[0])
+    seed = _baselines_seed(task_seed)
     length = min(family.episode_length, horizon)
     summaries = {}
     for name, r in mdp_baselines(tasks, episodes_per_trial, length, seed).items():
