@@ -22,7 +22,7 @@ register_agent(  # the value's Adam steps at outer_lr; no gradient clipping
     "rl2_trpo",
     rl2_trpo,
     recurrent=True,
-    reads=(RL2_KEYS | section_keys("trpo") | {"outer_lr"}) - {"max_grad_norm"},
+    reads=(RL2_KEYS | section_keys("trpo") | {"outer_lr"}) - {"max_grad_norm", "curvature_tasks"},
 )
 classical.register()
 

@@ -63,8 +63,16 @@ class InnerStep:
     loss: float
 
     @classmethod
-    def build(cls, agent: MAML, params: Params, episodes: Episodes, first_order: bool) -> InnerStep:
-        advantages = agent.advantages(episodes)
+    def build(
+        cls,
+        agent: MAML,
+        params: Params,
+        episodes: Episodes,
+        first_order: bool,
+        advantages: Tensor | None = None,
+    ) -> InnerStep:
+        """The step from `params` [tasks, ...] on `episodes` (advantages computed unless given)."""
+        advantages = agent.advantages(episodes) if advantages is None else advantages
         leaves = {name: value.detach().requires_grad_() for name, value in params.items()}
         loss = agent.inner_loss(leaves, episodes, advantages)
         gradients = torch.autograd.grad(loss.sum(), list(leaves.values()), create_graph=not first_order)
@@ -76,6 +84,14 @@ class InnerStep:
             name: (value - lr * grad).detach()
             for (name, value), grad in zip(self.params.items(), self.gradients)
         }
+
+    def leading_tasks(self, agent: MAML, num_tasks: int) -> InnerStep:
+        """This step restricted to the first `num_tasks` tasks, with a gradient graph of its own,
+        so that a product through its Jacobian costs that share of the full one."""
+        first_order = not any(g.requires_grad for g in self.gradients)
+        params = {name: value[:num_tasks] for name, value in self.params.items()}
+        episodes = self.episodes.leading_tasks(num_tasks)
+        return InnerStep.build(agent, params, episodes, first_order, self.advantages[:num_tasks])
 
     def jacobian_product(self, vectors: list[Tensor], lr: float) -> list[Tensor]:
         """(I - lr H) v per task, H the inner-loss Hessian (symmetric, so also J^T v)."""
@@ -208,7 +224,12 @@ class MAML:
         fraction = self.config.curvature_fraction
         return max(1, int(fraction * valid.episodes_per_task + 0.5))
 
+    def curvature_task_count(self, valid: Episodes) -> int:
+        """Tasks in the exact KL-Hessian products (`curvature_tasks` of the meta-batch)."""
+        return max(1, int(self.config.curvature_tasks * valid.num_tasks + 0.5))
+
     def approximates_curvature(self, valid: Episodes) -> bool:
+        """Whether the CG's matrix is the F-only preconditioner (`curvature_fraction` < 1)."""
         return self.curvature_episodes(valid) < valid.episodes_per_task
 
     def outer_terms(
@@ -237,21 +258,26 @@ class MAML:
         surrogate, kl = self._surrogate_and_kl(dist, old_dist, old_log_probs, valid, valid_advantages)
         surrogate_grad = torch.autograd.grad(surrogate, adapted_list, retain_graph=True)
 
-        # With curvature_fraction < 1 the CG's matrix is a cheap preconditioner instead of
-        # J^T F J: F alone (J taken as I), on the first episodes of each task. A subsampled
-        # J_s^T F_s J_s would overestimate the curvature (J_s from the inner loss on a few
-        # episodes is noisy, and the noise enters twice; docs/results.md). TRPO then calibrates
-        # the step's length against the true KL through the exact adaptation, on all episodes
-        # (see `trpo_step`).
+        # The CG's matrix. Exact by default: J^T F J on every task. With curvature_tasks < 1, the
+        # exact J_t^T F_t J_t averaged over the meta-batch's first tasks (tasks are drawn at
+        # random, and each keeps its own inner episodes, so the estimate is unbiased over
+        # tasks), on graphs rebuilt for those tasks alone, so that a product costs that share.
+        # With curvature_fraction < 1, a cheap preconditioner instead: F alone (J taken as I)
+        # on the first episodes of each task, J_s^T F_s J_s on a few episodes being biased
+        # upwards (J_s's noise enters twice; docs/results.md); TRPO then calibrates the step's
+        # length against the true KL through the exact adaptation (see `trpo_step`).
+        curvature_steps, curvature_adapted = inner_steps, adapted_list
+        curvature_tasks = self.curvature_task_count(valid)
         if self.approximates_curvature(valid):
-            curvature_valid = valid.first(self.curvature_episodes(valid))
-            dist_c = self.policy.distribution(curvature_valid.observations, adapted)
-            old_c = Normal(dist_c.loc.detach(), dist_c.scale.detach(), validate_args=False)
-            kl = masked_task_mean(self.policy.kl(old_c, dist_c), curvature_valid.mask).mean()
-            curvature_steps: list[InnerStep] = []
-        else:
-            curvature_steps = inner_steps
-        kl_grad = torch.autograd.grad(kl, adapted_list, create_graph=True)
+            curvature_steps = []
+            kl = self._kl_at_sampling(valid.first(self.curvature_episodes(valid)), adapted)
+        elif curvature_tasks < num_tasks:
+            curvature_steps = [step.leading_tasks(self, curvature_tasks) for step in inner_steps]
+            curvature_adapted = [value[:curvature_tasks].detach().requires_grad_() for value in adapted_list]
+            kl = self._kl_at_sampling(
+                valid.leading_tasks(curvature_tasks), dict(zip(adapted, curvature_adapted))
+            )
+        kl_grad = torch.autograd.grad(kl, curvature_adapted, create_graph=True)
 
         def through_adaptation(rows: list[Tensor], order: list[InnerStep]) -> list[Tensor]:
             for inner_step in order:
@@ -263,9 +289,9 @@ class MAML:
             return flat_concat([row.sum(0) for row in through_adaptation(rows, steps[::-1])])
 
         def fisher_vector_product(vector: Tensor) -> Tensor:
-            rows = [v.unsqueeze(0).expand(num_tasks, *v.shape) for v in unflatten(vector, meta_params)]
+            rows = [v.unsqueeze(0).expand(len(kl_grad[0]), *v.shape) for v in unflatten(vector, meta_params)]
             rows = through_adaptation(rows, curvature_steps)
-            return to_meta(hessian_vector_product(list(kl_grad), adapted_list, rows), curvature_steps)
+            return to_meta(hessian_vector_product(list(kl_grad), curvature_adapted, rows), curvature_steps)
 
         def evaluate() -> tuple[float, float]:
             params = stack_params(detach_params(self.policy.params()), num_tasks)
@@ -282,6 +308,13 @@ class MAML:
 
         meta_gradient = to_meta(list(surrogate_grad), inner_steps)
         return float(surrogate.detach()), meta_gradient, fisher_vector_product, evaluate
+
+    def _kl_at_sampling(self, episodes: Episodes, params: Params) -> Tensor:
+        """Mean over tasks of KL(pi_params, detached || pi_params) on `episodes`: zero, with the
+        KL Hessian at the sampling policy as its second derivative. params: [tasks, ...]."""
+        dist = self.policy.distribution(episodes.observations, params)
+        old_dist = Normal(dist.loc.detach(), dist.scale.detach(), validate_args=False)
+        return masked_task_mean(self.policy.kl(old_dist, dist), episodes.mask).mean()
 
     def _surrogate_and_kl(
         self, dist: Normal, old_dist: Normal, old_log_probs: Tensor, valid: Episodes, advantages: Tensor

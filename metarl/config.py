@@ -147,8 +147,11 @@ class TRPOConfig:
         max_kl: trust region: the mean KL bound of a step
         cg_iterations: conjugate-gradient iterations
         cg_damping: damping added to the KL Hessian
-        curvature_fraction: share of the batch in the CG's curvature (< 1: a preconditioner, the
-            step calibrated on the true KL)
+        curvature_fraction: share of each task's episodes (RL2: of the trials) in the CG's
+            curvature (< 1: MAML uses F alone as a preconditioner, the step calibrated on the
+            true KL)
+        curvature_tasks: share of the meta-batch's tasks in the CG's exact curvature J^T F J
+            (< 1: an unbiased estimate on fewer tasks, each with its own inner episodes)
         line_search_backtrack_ratio: step shrink factor of the backtracking line search
         line_search_max_backtracks: backtracks before the step is rejected
     """
@@ -157,6 +160,7 @@ class TRPOConfig:
     cg_iterations: int = bounded(10, AT_LEAST_1)
     cg_damping: float = bounded(1e-5, AT_LEAST_0)
     curvature_fraction: float = bounded(1.0, SHARE)
+    curvature_tasks: float = bounded(1.0, SHARE)
     line_search_backtrack_ratio: float = bounded(0.8, UNIT)
     line_search_max_backtracks: int = bounded(15, AT_LEAST_1)
 
@@ -522,6 +526,10 @@ def validate(config: TrainConfig) -> None:
     for declared in dataclasses.fields(TrainConfig):  # the bounds declared with the keys
         if "bound" in declared.metadata:
             declared.metadata["bound"].check(declared.name, getattr(config, declared.name))
+    require(
+        config.curvature_fraction == 1 or config.curvature_tasks == 1,
+        "curvature_fraction and curvature_tasks are two kinds of curvature: set at most one below 1",
+    )
     require(
         bool(config.hidden_sizes)
         and all(isinstance(h, int) and not isinstance(h, bool) and h >= 1 for h in config.hidden_sizes),

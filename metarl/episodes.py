@@ -78,6 +78,17 @@ class Episodes:
             tasks=self.tasks,
         )
 
+    def leading_tasks(self, num_tasks: int) -> Episodes:
+        """The episodes of the first `num_tasks` tasks (views, no copy)."""
+        return Episodes(
+            observations=self.observations[:num_tasks],
+            actions=self.actions[:num_tasks],
+            rewards=self.rewards[:num_tasks],
+            mask=self.mask[:num_tasks],
+            terminated=self.terminated[:num_tasks],
+            tasks=self.tasks[:num_tasks],
+        )
+
     def episode_returns(self) -> Tensor:
         """[tasks, episodes] undiscounted return of each episode."""
         return (self.rewards * self.mask).sum(-1)

@@ -38,6 +38,7 @@ RESUMABLE_KEYS = {
     "num_workers",
     "ray_address",
     "curvature_fraction",
+    "curvature_tasks",
 }
 
 

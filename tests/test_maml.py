@@ -310,6 +310,35 @@ def test_subsampled_curvature_is_f_on_the_first_episodes_and_leaves_the_gradient
     assert not torch.allclose(fvp(vector), full_fvp(vector), atol=1e-3)
 
 
+def test_task_subset_curvature_is_the_exact_curvature_of_the_leading_tasks(agent):
+    """curvature_tasks < 1: the CG's matrix is the exact J^T F J (through both inner steps)
+    of the meta-batch's first tasks alone, each with its own inner episodes: the same product
+    as an exact outer step on a batch of just those tasks; the gradient stays the full one."""
+    from metarl.agents.maml import InnerStep
+
+    agent.config.inner_lr, agent.config.num_inner_steps = 0.5, 2
+
+    def inner_steps_on(num_tasks: int) -> list[InnerStep]:
+        steps, params = [], stack_params({k: v.detach() for k, v in agent.policy.params().items()}, num_tasks)
+        for seed in (1, 2):
+            episodes = _episodes(4, seed=seed).leading_tasks(num_tasks)
+            steps.append(InnerStep.build(agent, params, episodes, False))
+            params = steps[-1].adapted(0.5)
+        return steps
+
+    valid, valid_adv = _episodes(4, seed=3), torch.randn(4, 3, 5, dtype=torch.float64)
+    _, full_gradient, full_fvp, _ = agent.outer_terms(inner_steps_on(4), valid, valid_adv)
+    _, _, leading_fvp, _ = agent.outer_terms(inner_steps_on(2), valid.leading_tasks(2), valid_adv[:2])
+    agent.config.curvature_tasks = 0.5  # 2 of 4 tasks
+    assert agent.curvature_task_count(valid) == 2 and not agent.approximates_curvature(valid)
+    _, gradient, fvp, _ = agent.outer_terms(inner_steps_on(4), valid, valid_adv)
+
+    assert torch.equal(gradient, full_gradient)
+    vector = torch.randn(gradient.shape, generator=torch.Generator().manual_seed(0), dtype=torch.float64)
+    assert torch.allclose(fvp(vector), leading_fvp(vector), atol=1e-10)
+    assert not torch.allclose(fvp(vector), full_fvp(vector), atol=1e-3)
+
+
 def test_maml_ppo_first_epoch_gradient_is_the_trpo_meta_gradient(agent):
     """At the sampling parameters the ratio is 1 and nothing is clipped: the PPO loss's
     gradient through the recomputed adaptation equals MAML-TRPO's second-order
