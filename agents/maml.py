@@ -232,6 +232,11 @@ class MAML:
         """Whether the CG's matrix is the F-only preconditioner (`curvature_fraction` < 1)."""
         return self.curvature_episodes(valid) < valid.episodes_per_task
 
+    def calibrates_step(self, valid: Episodes) -> bool:
+        """Whether TRPO calibrates the step's length on the true KL: whenever the CG's matrix is
+        not the exact J^T F J on every task."""
+        return self.approximates_curvature(valid) or self.curvature_task_count(valid) < valid.num_tasks
+
     def outer_terms(
         self, inner_steps: list[InnerStep], valid: Episodes, valid_advantages: Tensor
     ) -> tuple[float, Tensor, Callable[[Tensor], Tensor], Callable[[], tuple[float, float]]]:
@@ -258,14 +263,15 @@ class MAML:
         surrogate, kl = self._surrogate_and_kl(dist, old_dist, old_log_probs, valid, valid_advantages)
         surrogate_grad = torch.autograd.grad(surrogate, adapted_list, retain_graph=True)
 
-        # The CG's matrix. Exact by default: J^T F J on every task. With curvature_tasks < 1, the
-        # exact J_t^T F_t J_t averaged over the meta-batch's first tasks (tasks are drawn at
-        # random, and each keeps its own inner episodes, so the estimate is unbiased over
-        # tasks), on graphs rebuilt for those tasks alone, so that a product costs that share.
-        # With curvature_fraction < 1, a cheap preconditioner instead: F alone (J taken as I)
-        # on the first episodes of each task, J_s^T F_s J_s on a few episodes being biased
-        # upwards (J_s's noise enters twice; docs/results.md); TRPO then calibrates the step's
-        # length against the true KL through the exact adaptation (see `trpo_step`).
+        # The CG's matrix. By default (curvature_tasks < 1) the exact J_t^T F_t J_t averaged
+        # over the meta-batch's first tasks: tasks are drawn at random and each keeps its own
+        # inner episodes, so the estimate is unbiased over tasks; the graphs are rebuilt for
+        # those tasks alone, so that a product costs that share. With curvature_tasks = 1, the
+        # exact J^T F J on every task. With curvature_fraction < 1, a cheap preconditioner:
+        # F alone (J taken as I) on the first episodes of each task (J_s^T F_s J_s on a few
+        # episodes is biased upwards: J_s's noise enters twice; docs/results.md). Unless exact,
+        # TRPO calibrates the step's length on the true KL through the exact adaptation on
+        # every episode (see `trpo_step`).
         curvature_steps, curvature_adapted = inner_steps, adapted_list
         curvature_tasks = self.curvature_task_count(valid)
         if self.approximates_curvature(valid):
@@ -419,7 +425,7 @@ class TRPOOuterStep:
             cg_damping=cfg.cg_damping,
             backtrack_ratio=cfg.line_search_backtrack_ratio,
             max_backtracks=cfg.line_search_max_backtracks,
-            calibrate_length=agent.approximates_curvature(valid),
+            calibrate_length=agent.calibrates_step(valid),
         )
         return {
             "losses/surrogate_before": result.loss_before,

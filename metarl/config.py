@@ -151,7 +151,8 @@ class TRPOConfig:
             curvature (< 1: MAML uses F alone as a preconditioner, the step calibrated on the
             true KL)
         curvature_tasks: share of the meta-batch's tasks in the CG's exact curvature J^T F J
-            (< 1: an unbiased estimate on fewer tasks, each with its own inner episodes)
+            (< 1: an unbiased estimate on fewer tasks, each with its own inner episodes, the
+            step calibrated on the true KL; 1: exact on every task)
         line_search_backtrack_ratio: step shrink factor of the backtracking line search
         line_search_max_backtracks: backtracks before the step is rejected
     """
@@ -160,7 +161,7 @@ class TRPOConfig:
     cg_iterations: int = bounded(10, AT_LEAST_1)
     cg_damping: float = bounded(1e-5, AT_LEAST_0)
     curvature_fraction: float = bounded(1.0, SHARE)
-    curvature_tasks: float = bounded(1.0, SHARE)
+    curvature_tasks: float = bounded(0.5, SHARE)
     line_search_backtrack_ratio: float = bounded(0.8, UNIT)
     line_search_max_backtracks: int = bounded(15, AT_LEAST_1)
 
@@ -444,11 +445,17 @@ def apply_overrides(config: TrainConfig, overrides: list[str] | dict[str, Any]) 
     return updated
 
 
+# Keys added after runs had been saved, each with the value that the runs saved before it ran
+# with: such a run resumes as it ran, not with the key's current default.
+VALUES_BEFORE_KEY_EXISTED: dict[str, Any] = {"curvature_tasks": 1.0}
+
+
 def config_from_dict(data: dict[str, Any]) -> TrainConfig:
     """Rebuild a validated config from `agent_keys` output (a checkpoint's, a config.yaml).
 
     Keys its agent does not read are dropped (runs saved before config.yaml held only those
-    wrote every key)."""
+    wrote every key); keys it lacks take `VALUES_BEFORE_KEY_EXISTED` or their defaults."""
+    data = {**VALUES_BEFORE_KEY_EXISTED, **data}
     config = _apply(
         TrainConfig(), _read_by(str(data.get("agent", TrainConfig.agent)), data), "the saved config"
     )
@@ -527,8 +534,12 @@ def validate(config: TrainConfig) -> None:
         if "bound" in declared.metadata:
             declared.metadata["bound"].check(declared.name, getattr(config, declared.name))
     require(
-        config.curvature_fraction == 1 or config.curvature_tasks == 1,
-        "curvature_fraction and curvature_tasks are two kinds of curvature: set at most one below 1",
+        "curvature_tasks" not in AGENTS[config.agent].reads
+        or config.curvature_fraction == 1
+        or config.curvature_tasks == 1,
+        f"curvature_fraction={config.curvature_fraction} (F alone on a share of the episodes) replaces "
+        f"the exact curvature that curvature_tasks={config.curvature_tasks} shares out over tasks: "
+        "set curvature_tasks=1 with it",
     )
     require(
         bool(config.hidden_sizes)

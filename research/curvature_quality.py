@@ -8,7 +8,8 @@ inner steps and post-adaptation episodes, and runs the same TRPO step (the run's
 iterations, damping, max KL and line search) with each matrix in the conjugate gradient:
 
 - ``exact``: J^T F J through the adaptation on every task and episode (the default step);
-- ``tasks p``: the exact J_t^T F_t J_t on a share p of the tasks (``curvature_tasks=p``);
+- ``tasks p``: the exact J_t^T F_t J_t on a share p of the tasks (``curvature_tasks=p``), the
+  step length calibrated on the true KL (and ``tasks p, uncalibrated``: without that);
 - ``F-only q``: F alone (J taken as I) on a share q of each task's episodes, the step
   length calibrated on the true KL (``curvature_fraction=q``, the locomotion presets' old
   step);
@@ -103,9 +104,12 @@ def one_step(
     advantages: Tensor,
     curvature: dict[str, float],
     base_eps: float | None = None,
+    calibrate: bool | None = None,
 ) -> dict:
     """One TRPO step with the curvature option `curvature` ({config key: value}; with
-    `base_eps`, the authors' secant instead); the meta-parameters are restored afterwards.
+    `base_eps`, the authors' secant instead); `calibrate` overrides whether the step's length
+    is calibrated on the true KL (default: as the agent would); the meta-parameters are
+    restored afterwards.
 
     Returns {product_ms, step_s, gain, kl, backtracks, step (flat accepted step)}.
     """
@@ -147,7 +151,7 @@ def one_step(
         cg_damping=cfg.cg_damping,
         backtrack_ratio=cfg.line_search_backtrack_ratio,
         max_backtracks=cfg.line_search_max_backtracks,
-        calibrate_length=agent.approximates_curvature(valid),
+        calibrate_length=agent.calibrates_step(valid) if calibrate is None else calibrate,
     )
     step_s = terms_s + time.perf_counter() - tick
     step = flat_concat([p.detach() for p in meta_params]) - before
@@ -166,7 +170,13 @@ def one_step(
     }
 
 
-def measure(checkpoint: Path, task_shares: list[float], episode_shares: list[float], base_eps: float) -> dict:
+def measure(
+    checkpoint: Path,
+    task_shares: list[float],
+    episode_shares: list[float],
+    base_eps: float | None,
+    uncalibrated_task_shares: list[float] = (),
+) -> dict:
     """Every option's `one_step` on the meta-batch the run would train on next."""
     state, config = load_run(checkpoint)
     config.curvature_fraction = config.curvature_tasks = 1.0
@@ -190,9 +200,14 @@ def measure(checkpoint: Path, task_shares: list[float], episode_shares: list[flo
     options: dict[str, dict] = {"exact": one_step(*batch, {})}
     for share in task_shares:
         options[f"tasks {share:g}"] = one_step(*batch, {"curvature_tasks": share})
+    for share in uncalibrated_task_shares:
+        options[f"tasks {share:g}, uncalibrated"] = one_step(
+            *batch, {"curvature_tasks": share}, calibrate=False
+        )
     for share in episode_shares:
         options[f"F-only {share:g}"] = one_step(*batch, {"curvature_fraction": share})
-    options[f"authors' secant (base_eps {base_eps:g})"] = one_step(*batch, {}, base_eps=base_eps)
+    if base_eps is not None:
+        options[f"authors' secant (base_eps {base_eps:g})"] = one_step(*batch, {}, base_eps=base_eps)
     exact = options["exact"]
     for row in options.values():
         row["gain_ratio"] = row["gain"] / exact["gain"] if exact["gain"] > 0 else float("nan")
@@ -207,11 +222,24 @@ def main(argv: list[str] | None = None) -> int:
     shares = {"type": float, "nargs": "*"}
     parser.add_argument("--tasks", **shares, default=[0.5, 0.25, 0.1], help="curvature_tasks shares")
     parser.add_argument("--episodes", **shares, default=[0.1], help="curvature_fraction shares")
+    parser.add_argument(
+        "--uncalibrated-tasks",
+        **shares,
+        default=[0.5],
+        help="curvature_tasks shares, the length not calibrated",
+    )
     parser.add_argument("--base-eps", type=float, default=1.0, help="the authors' base_eps (theirs: 1)")
+    parser.add_argument("--no-secant", action="store_true", help="leave out the authors' secant")
     args = parser.parse_args(argv)
     torch.set_grad_enabled(True)
     try:
-        result = measure(Path(args.checkpoint), args.tasks, args.episodes, args.base_eps)
+        result = measure(
+            Path(args.checkpoint),
+            args.tasks,
+            args.episodes,
+            None if args.no_secant else args.base_eps,
+            args.uncalibrated_tasks,
+        )
     except (ConfigError, CheckpointError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2

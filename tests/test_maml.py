@@ -48,9 +48,9 @@ def _two_inner_steps(agent, first_order):
 
 @pytest.fixture
 def agent():
-    config = load_config(
-        None, SMALL + ["hidden_sizes=[4,4]", "activation=tanh"]
-    )  # smooth: finite differences
+    config = load_config(  # smooth: finite differences; the exact curvature, on every task
+        None, SMALL + ["hidden_sizes=[4,4]", "activation=tanh", "curvature_tasks=1.0"]
+    )
     agent, _, sampler = build(config)
     agent.policy.double()
     yield agent
