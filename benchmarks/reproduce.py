@@ -21,6 +21,7 @@ from __future__ import annotations
 import argparse
 import csv
 import json
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -33,17 +34,34 @@ from metarl.evaluation import PAPER_RL2_BANDITS, paper_reference
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def run(command: list[str]) -> None:
+def run(command: list[str], seconds: float | None = None) -> None:
+    """Run `command`; after `seconds` (if given) stop it with SIGTERM, on which training saves
+    its last completed iteration (a later call resumes from it)."""
     print("$", " ".join(command), flush=True)
-    result = subprocess.run(command, cwd=ROOT)
-    if result.returncode != 0:
-        raise SystemExit(
-            f"reproduce: `{' '.join(command)}` exited with {result.returncode}; run again to resume"
-        )
+    process = subprocess.Popen(command, cwd=ROOT)
+    try:
+        returncode = process.wait(timeout=seconds)
+    except subprocess.TimeoutExpired:
+        print(f"reproduce: the training budget is spent, stopping `{command[1]}`", flush=True)
+        process.send_signal(signal.SIGTERM)
+        process.wait()
+        return
+    if returncode != 0:
+        raise SystemExit(f"reproduce: `{' '.join(command)}` exited with {returncode}; run again to resume")
 
 
-def reproduce(name: str, root: Path, overrides: list[str]) -> dict:
-    """Train (or resume, or skip) and evaluate preset `name`; returns its table row."""
+def trained_seconds(run_dir: Path) -> float:
+    """The run's training time so far: the sum of its iterations' wall times (progress.csv)."""
+    progress = run_dir / "progress.csv"
+    if not progress.is_file():
+        return 0.0
+    with open(progress, newline="") as handle:
+        return sum(float(row["time/iteration_s"] or 0) for row in csv.DictReader(handle))
+
+
+def reproduce(name: str, root: Path, overrides: list[str], budget_hours: float | None = None) -> dict:
+    """Train (or resume, or skip) and evaluate preset `name`; returns its table row. With
+    `budget_hours`, training stops once the run has trained that long in all its sessions."""
     if name not in presets():
         raise SystemExit(f"reproduce: no preset {name}; choose from {', '.join(sorted(presets()))}")
     run_dir = root / name
@@ -51,7 +69,10 @@ def reproduce(name: str, root: Path, overrides: list[str]) -> dict:
     checkpoints = run_dir / "checkpoints"
     started = checkpoints.is_dir() and any(checkpoints.glob("*.pt"))
     state = load_checkpoint(run_dir) if started else None  # a corrupt checkpoint stops here
-    if state is None:
+    budget_s = None if budget_hours is None else budget_hours * 3600 - trained_seconds(run_dir)
+    if budget_s is not None and budget_s <= 0:
+        print(f"{name}: training budget of {budget_hours:g} h spent, evaluating", flush=True)
+    elif state is None:
         run(
             [
                 python,
@@ -62,10 +83,11 @@ def reproduce(name: str, root: Path, overrides: list[str]) -> dict:
                 str(run_dir),
                 "--no-progress",
                 *overrides,
-            ]
+            ],
+            budget_s,
         )
     elif state["iteration"] < state["config"]["meta_iterations"]:
-        run([python, "train.py", "--resume", str(run_dir), "--no-progress"])
+        run([python, "train.py", "--resume", str(run_dir), "--no-progress"], budget_s)
     else:
         print(f"{name}: training complete ({state['iteration']} iterations), evaluating", flush=True)
     run([python, "evaluate.py", str(run_dir)])
@@ -156,8 +178,11 @@ def main() -> None:
     parser.add_argument("presets", nargs="+", help="preset names, e.g. maml_trpo_halfcheetah_vel")
     parser.add_argument("--root", default="runs/reproduce", help="where the runs live (default: %(default)s)")
     parser.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE", help="overrides for new runs")
+    parser.add_argument(
+        "--hours", type=float, help="training budget per run, summed over its sessions (stops it there)"
+    )
     args = parser.parse_args()
-    rows = [reproduce(name, (ROOT / args.root).resolve(), args.set) for name in args.presets]
+    rows = [reproduce(name, (ROOT / args.root).resolve(), args.set, args.hours) for name in args.presets]
     print_tables(rows)
 
 
