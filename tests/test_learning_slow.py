@@ -39,6 +39,10 @@ def test_maml_trpo_halfcheetah_vel_shortened_training_learns_to_adapt(tmp_path):
         after = trained.adaptation_curve(tasks, 1, [0.1], seed=evaluation.seed)
     gain = after[1] - after[0]  # per task: one gradient step, trained policy
     summary = (before.mean(1), after.mean(1), gain.mean(), (gain > 0).mean())
+    print(
+        f"untrained {before.mean(1)}, trained {after.mean(1)}, gain {gain.mean():.2f} +- "
+        f"{gain.std() / np.sqrt(len(gain)):.2f}, positive on {(gain > 0).mean():.0%}"
+    )
     assert after[1].mean() > before[1].mean() + 40.0, summary
     assert gain.mean() > 2.0 * gain.std() / np.sqrt(len(gain)), summary
     assert (gain > 0).mean() >= 0.6, summary
