@@ -36,7 +36,7 @@ from metarl import baselines, seeding
 from metarl.actors import MLPActor, collect_episodes
 from metarl.config import TrainConfig
 from metarl.episodes import Episodes
-from metarl.optim import flat_concat, hessian_vector_product, trpo_step, unflatten
+from metarl.optim import TRPOResult, flat_concat, hessian_vector_product, trpo_step, unflatten
 from metarl.policies import GaussianMLPPolicy, Params, detach_params, stack_params
 from metarl.returns import discounted_returns, gae, normalize_per_task
 from metarl.sampling import Sampler
@@ -410,22 +410,11 @@ class TRPOOuterStep:
     def step(
         self, agent: MAML, inner_steps: list[InnerStep], valid: Episodes, valid_advantages: Tensor
     ) -> dict[str, float]:
-        cfg = self.config
         surrogate, meta_gradient, fisher_vector_product, evaluate = agent.outer_terms(
             inner_steps, valid, valid_advantages
         )
-        result = trpo_step(
-            list(agent.policy.parameters()),
-            meta_gradient,
-            fisher_vector_product,
-            evaluate,
-            loss_before=surrogate,
-            max_kl=cfg.max_kl,
-            cg_iterations=cfg.cg_iterations,
-            cg_damping=cfg.cg_damping,
-            backtrack_ratio=cfg.line_search_backtrack_ratio,
-            max_backtracks=cfg.line_search_max_backtracks,
-            calibrate_length=agent.calibrates_step(valid),
+        result = self.trpo(
+            agent, meta_gradient, fisher_vector_product, evaluate, surrogate, agent.calibrates_step(valid)
         )
         return {
             "losses/surrogate_before": result.loss_before,
@@ -435,6 +424,31 @@ class TRPOOuterStep:
             "trpo/backtracks": result.backtracks,
             "trpo/length_scale": result.length_scale,
         }
+
+    def trpo(
+        self,
+        agent: MAML,
+        meta_gradient: Tensor,
+        fisher_vector_product: Callable[[Tensor], Tensor],
+        evaluate: Callable[[], tuple[float, float]],
+        loss_before: float,
+        calibrate_length: bool,
+    ) -> TRPOResult:
+        """`trpo_step` on the meta-parameters with the config's trust region, CG and line search."""
+        cfg = self.config
+        return trpo_step(
+            list(agent.policy.parameters()),
+            meta_gradient,
+            fisher_vector_product,
+            evaluate,
+            loss_before=loss_before,
+            max_kl=cfg.max_kl,
+            cg_iterations=cfg.cg_iterations,
+            cg_damping=cfg.cg_damping,
+            backtrack_ratio=cfg.line_search_backtrack_ratio,
+            max_backtracks=cfg.line_search_max_backtracks,
+            calibrate_length=calibrate_length,
+        )
 
     def state_dict(self) -> dict[str, Any]:
         return {}

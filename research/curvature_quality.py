@@ -34,7 +34,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from metarl.agents.maml import MAML, InnerStep, masked_task_mean
+from metarl.agents.maml import MAML, InnerStep, TRPOOuterStep, masked_task_mean
 from torch import Tensor
 from torch.distributions import Normal
 
@@ -43,7 +43,7 @@ from metarl.agent import build
 from metarl.checkpoint import CheckpointError, load_run
 from metarl.config import ConfigError
 from metarl.episodes import Episodes
-from metarl.optim import flat_concat, trpo_step
+from metarl.optim import flat_concat
 from metarl.policies import stack_params
 from metarl.tasks import sample_train_tasks
 
@@ -140,19 +140,8 @@ def one_step(
         product(gradient)
     product_ms = 1000 * (time.perf_counter() - tick) / PRODUCT_REPEATS
     tick = time.perf_counter()
-    result = trpo_step(
-        meta_params,
-        gradient,
-        product,
-        evaluate,
-        loss_before=surrogate,
-        max_kl=cfg.max_kl,
-        cg_iterations=cfg.cg_iterations,
-        cg_damping=cfg.cg_damping,
-        backtrack_ratio=cfg.line_search_backtrack_ratio,
-        max_backtracks=cfg.line_search_max_backtracks,
-        calibrate_length=agent.calibrates_step(valid) if calibrate is None else calibrate,
-    )
+    calibrate = agent.calibrates_step(valid) if calibrate is None else calibrate
+    result = TRPOOuterStep(cfg).trpo(agent, gradient, product, evaluate, surrogate, calibrate)
     step_s = terms_s + time.perf_counter() - tick
     step = flat_concat([p.detach() for p in meta_params]) - before
     with torch.no_grad():  # restore theta

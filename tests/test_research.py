@@ -91,7 +91,7 @@ def test_curvature_quality_secant_and_steps(tmp_path):
 
     config = load_config(
         ROOT / "configs" / "frameskip1_maml_trpo_halfcheetah_dir.yaml",
-        [*TINY, "meta_iterations=1", "curvature_fraction=1.0"],
+        [*TINY, "meta_iterations=1", "curvature_tasks=1.0"],  # exact: what the secant approaches
     )
     run = train(config, tmp_path / "run", progress=False)
 
