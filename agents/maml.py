@@ -36,7 +36,15 @@ from metarl import baselines, seeding
 from metarl.actors import MLPActor, collect_episodes
 from metarl.config import TrainConfig
 from metarl.episodes import Episodes
-from metarl.optim import TRPOResult, flat_concat, hessian_vector_product, trpo_step, unflatten
+from metarl.optim import (
+    TRPOResult,
+    checked_step,
+    flat_concat,
+    hessian_vector_product,
+    require_finite,
+    trpo_step,
+    unflatten,
+)
 from metarl.policies import GaussianMLPPolicy, Params, detach_params, stack_params
 from metarl.returns import discounted_returns, gae, normalize_per_task
 from metarl.sampling import Sampler
@@ -185,6 +193,8 @@ class MAML:
             )
             inner_steps.append(inner_step)
             params = inner_step.adapted(cfg.inner_lr)
+            for name, value in params.items():
+                require_finite(f"the adapted parameter {name!r} after inner step {step + 1}", value)
             adapt_time += time.perf_counter() - tick
 
         # 2. Post-adaptation episodes.
@@ -512,9 +522,7 @@ class PPOOuterStep:
         for _ in range(self.config.ppo_epochs):
             params = self.adapted_from_meta(agent, inner_steps, num_tasks)
             loss, kl, clipped = self.ppo_loss(agent, params, valid, valid_advantages, old_log_probs)
-            self.optimizer.zero_grad()
-            loss.backward()
-            self.optimizer.step()
+            checked_step(self.optimizer, loss, "MAML-PPO outer loss")
             losses.append(float(loss.detach()))
         return {
             "losses/surrogate_before": losses[0],

@@ -19,6 +19,7 @@ trial's objective, only the trial's end is. One meta-iteration:
 from __future__ import annotations
 
 import time
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Protocol
@@ -32,11 +33,21 @@ from metarl import seeding
 from metarl.actors import RecurrentActor, collect_episodes
 from metarl.config import TrainConfig
 from metarl.episodes import Episodes
-from metarl.optim import autograd_fisher_vector_product, flat_concat, trpo_step
+from metarl.optim import (
+    DivergenceWarning,
+    autograd_fisher_vector_product,
+    checked_step,
+    flat_concat,
+    trpo_step,
+)
 from metarl.policies import Params, RecurrentPolicy
 from metarl.returns import gae
 from metarl.sampling import Sampler
 from metarl.tasks import Task, task_features
+
+# A value loss this many times the mean squared target is reported as divergence: at
+# initialisation (values near 0) the ratio is about 1, and a fit that learns brings it below 1.
+DIVERGED_VALUE_LOSS_RATIO = 100.0
 
 
 @dataclass
@@ -170,6 +181,7 @@ class RL2:
             self, trials, inputs, old_dist, old_log_probs, advantages, targets, iteration
         )
         update_time = time.perf_counter() - tick
+        self.warn_if_value_diverges(outer_metrics["losses/value"], trials, targets, iteration)
 
         episode_returns = episodes.episode_returns()  # [trials, K]
         return {
@@ -183,6 +195,22 @@ class RL2:
             "time/update_s": update_time,
             "time/iteration_s": time.perf_counter() - start,
         }
+
+    def warn_if_value_diverges(
+        self, value_loss: float, trials: Trials, targets: Tensor, iteration: int
+    ) -> None:
+        """A `DivergenceWarning` when the value loss (mean squared error) is more than
+        `DIVERGED_VALUE_LOSS_RATIO` times the mean squared target: far worse than predicting
+        zero, which a fit that still learns never is for long."""
+        target_scale = float(self.masked_mean(targets**2, trials.mask))
+        if value_loss > DIVERGED_VALUE_LOSS_RATIO * max(target_scale, 1e-8):
+            warnings.warn(
+                f"{self.config.agent}, iteration {iteration + 1}: the value loss {value_loss:.3g} is "
+                f"{value_loss / max(target_scale, 1e-8):.3g} times the mean squared return target "
+                f"({target_scale:.3g}): the value fit is diverging; lower outer_lr",
+                DivergenceWarning,
+                stacklevel=2,
+            )
 
     def minibatches(self, num_trials: int, iteration: int, epoch: int) -> list[Tensor]:
         """A seeded shuffle of the trials, split into `ppo_minibatches` index sets."""
@@ -284,6 +312,13 @@ class PPOTrialStep:
         cfg = self.config
         entropy_weight = agent.entropy_weight(iteration)
         history: list[dict[str, float]] = []
+
+        def clip_gradients() -> None:
+            # per network: the value's gradients (returns are not normalised) must not shrink
+            # the policy's
+            torch.nn.utils.clip_grad_norm_(agent.policy.policy_parameters(), cfg.max_grad_norm)
+            torch.nn.utils.clip_grad_norm_(agent.policy.value_parameters(), cfg.max_grad_norm)
+
         for epoch in range(cfg.ppo_epochs):
             for rows in agent.minibatches(len(trials.rewards), iteration, epoch):
                 losses = self.ppo_losses(
@@ -295,13 +330,7 @@ class PPOTrialStep:
                     targets[rows],
                 )
                 loss = losses["surrogate"] + losses["value"] - entropy_weight * losses["entropy"]
-                self.optimizer.zero_grad()
-                loss.backward()
-                # clipped per network: the value's gradients (returns are not normalised) must
-                # not shrink the policy's
-                torch.nn.utils.clip_grad_norm_(agent.policy.policy_parameters(), cfg.max_grad_norm)
-                torch.nn.utils.clip_grad_norm_(agent.policy.value_parameters(), cfg.max_grad_norm)
-                self.optimizer.step()
+                checked_step(self.optimizer, loss, "RL2-PPO loss", clip_gradients)
                 history.append({name: float(value.detach()) for name, value in losses.items()})
         return {
             "losses/surrogate_before": history[0]["surrogate"],
@@ -384,9 +413,7 @@ class TRPOTrialStep:
             for rows in agent.minibatches(len(trials.rewards), iteration, epoch):
                 values = policy.values(inputs[rows], trials.task_features[rows])
                 loss = agent.masked_mean((values - targets[rows]) ** 2, mask[rows])
-                self.optimizer.zero_grad()
-                loss.backward()
-                self.optimizer.step()
+                checked_step(self.optimizer, loss, "RL2-TRPO value loss")
                 value_losses.append(float(loss.detach()))
         return {
             "losses/surrogate_before": result.loss_before,

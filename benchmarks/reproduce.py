@@ -19,7 +19,6 @@ runs only (for smoke tests; a resumed run keeps its own config).
 from __future__ import annotations
 
 import argparse
-import csv
 import json
 import signal
 import subprocess
@@ -30,6 +29,7 @@ from metarl.agent import is_recurrent
 from metarl.checkpoint import load_checkpoint
 from metarl.config import load_config, presets
 from metarl.evaluation import PAPER_RL2_BANDITS, paper_reference
+from metarl.logger import progress_rows
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -55,8 +55,7 @@ def trained_seconds(run_dir: Path) -> float:
     progress = run_dir / "progress.csv"
     if not progress.is_file():
         return 0.0
-    with open(progress, newline="") as handle:
-        return sum(float(row["time/iteration_s"] or 0) for row in csv.DictReader(handle))
+    return sum(float(row["time/iteration_s"] or 0) for row in progress_rows(progress))
 
 
 def reproduce(name: str, root: Path, overrides: list[str], budget_hours: float | None = None) -> dict:
@@ -92,8 +91,7 @@ def reproduce(name: str, root: Path, overrides: list[str], budget_hours: float |
         print(f"{name}: training complete ({state['iteration']} iterations), evaluating", flush=True)
     run([python, "evaluate.py", str(run_dir)])
     summary = json.loads((run_dir / "evaluation.json").read_text())
-    with open(run_dir / "progress.csv", newline="") as handle:
-        rows = list(csv.DictReader(handle))
+    rows = progress_rows(run_dir / "progress.csv")
     config = load_config(run_dir / "config.yaml")
     row = {
         "name": name,

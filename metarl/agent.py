@@ -101,6 +101,7 @@ def build(config: TrainConfig) -> tuple[Agent, TaskFamily, Sampler]:
         config.horizon,
         backend=config.sampler_backend,
         num_workers=config.num_workers,
+        timeout_s=config.worker_timeout_s,
         rescale_actions=config.rescale_actions,
         address=config.ray_address,
         worker="trials" if entry.recurrent else "episodes",

@@ -11,7 +11,6 @@
 
 from __future__ import annotations
 
-import csv
 import dataclasses
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -23,6 +22,7 @@ import gymnasium as gym
 from metarl.agent import Agent, build
 from metarl.checkpoint import load_run
 from metarl.config import ConfigError, TrainConfig, apply_overrides, load_config
+from metarl.logger import progress_rows
 from metarl.training import run_name
 from metarl.training import train as train_loop
 
@@ -37,11 +37,10 @@ class Run:
     @property
     def metrics(self) -> list[dict[str, float]]:
         """The progress rows, one per meta-iteration, keyed by the progress.csv columns."""
-        with open(self.path / "progress.csv", newline="") as handle:
-            return [
-                {key: float(value) for key, value in row.items() if value != ""}
-                for row in csv.DictReader(handle)
-            ]
+        return [
+            {key: float(value) for key, value in row.items() if value != ""}
+            for row in progress_rows(self.path / "progress.csv")
+        ]
 
 
 def register_family(family: Callable[..., gym.Env]) -> str:

@@ -10,6 +10,8 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
+from metarl.optim import NonFiniteError, require_finite
+
 
 def features(observations: Tensor, mask: Tensor) -> Tensor:
     """observations [tasks, episodes, time, obs_dim] -> features [tasks, episodes, time, F]."""
@@ -26,7 +28,10 @@ def fit_predict(observations: Tensor, mask: Tensor, returns: Tensor, reg_coeff: 
 
     observations: [tasks, episodes, time, obs_dim]; mask, returns: [tasks, episodes, time].
     The ridge coefficient grows tenfold (up to 5 times) if a solve is not finite.
+    `NonFiniteError` if the episodes' observations or returns are not finite.
     """
+    require_finite("the sampled observations (the baseline's features)", observations * mask.unsqueeze(-1))
+    require_finite("the sampled returns", returns * mask)
     feats = features(observations, mask)
     num_tasks, num_feats = feats.shape[0], feats.shape[-1]
     flat = feats.reshape(num_tasks, -1, num_feats)
@@ -43,6 +48,6 @@ def fit_predict(observations: Tensor, mask: Tensor, returns: Tensor, reg_coeff: 
             break
         reg_coeff *= 10
     else:
-        raise FloatingPointError("linear baseline fit failed: features are degenerate or not finite")
+        raise NonFiniteError("the linear baseline's fit is not finite: its features are degenerate")
     values = (flat @ coeffs).reshape(mask.shape)
     return values.to(returns.dtype) * mask

@@ -18,6 +18,7 @@ from __future__ import annotations
 import dataclasses
 import difflib
 import importlib.util
+import math
 import re
 import types
 import typing
@@ -46,6 +47,8 @@ class Bound:
     def check(self, key: str, value: float | None) -> None:
         if value is None and self.null_ok:
             return
+        if not math.isfinite(value):
+            raise ConfigError(f"{key} must be a finite number ({self}), got {value}")
         above = value > self.low if self.low_open else value >= self.low
         if not (above and (self.high is None or value <= self.high)):
             raise ConfigError(f"{key} must be {self}{' or null' if self.null_ok else ''}, got {value}")
@@ -83,6 +86,8 @@ class RunConfig:
         init_std: initial standard deviation of a Gaussian policy
         run_root: folder of the run directories
         checkpoint_every: meta-iterations between checkpoints (and always at the end)
+        max_refused_steps: consecutive meta-iterations whose update is refused as not finite
+            (the parameters kept as they were) before the run stops with an error
         init_from: start the networks from this checkpoint or run directory (fresh optimizer, iteration 0)
     """
 
@@ -98,6 +103,7 @@ class RunConfig:
     init_std: float = bounded(1.0, POSITIVE)
     run_root: str = "runs"
     checkpoint_every: int = bounded(10, AT_LEAST_1)
+    max_refused_steps: int = bounded(3, AT_LEAST_1)
     init_from: str | None = None  # noqa: UP007
 
 
@@ -109,12 +115,17 @@ class SamplerConfig:
         rescale_actions: the policy acts in [-1, 1], mapped onto the env's action bounds (rllab)
         sampler_backend: processes (one worker per core), ray, or local (in-process)
         num_workers: sampler workers; null: one per core
+        allow_oversubscription: allow num_workers above this machine's core count
+        worker_timeout_s: seconds a sampler worker may take to answer one request before it
+            is stopped and reported (a request's deadline grows to 5x the slowest request seen)
         ray_address: the Ray cluster to join (ray backend); null starts a local one
     """
 
     rescale_actions: bool = True
     sampler_backend: str = "processes"
     num_workers: int | None = bounded(None, AT_LEAST_1_OR_NULL)  # noqa: UP007
+    allow_oversubscription: bool = False
+    worker_timeout_s: float = bounded(30.0, POSITIVE)
     ray_address: str | None = None  # noqa: UP007
 
 
@@ -307,6 +318,15 @@ def _parse_yaml(text: str) -> Any:
     return yaml.load(text, Loader=_YamlLoader)
 
 
+def _yaml_problem(err: yaml.YAMLError) -> str:
+    """What is wrong in a YAML text and where, without PyYAML's '<unicode string>' name."""
+    mark = getattr(err, "problem_mark", None)
+    problem = getattr(err, "problem", None) or str(err)
+    where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark is not None else ""
+    context = getattr(err, "context", None)
+    return f"{where}{problem}{f' ({context})' if context else ''}"
+
+
 def _unread(agent: str, keys: Iterable[str]) -> list[str]:
     """The config keys among `keys` that `agent` does not read (none for an unknown agent:
     validate() names the agents; unknown keys are _apply's to report)."""
@@ -347,7 +367,7 @@ def _read_yaml(path: Path) -> dict[str, Any]:
     try:
         data = _parse_yaml(Path(path).read_text()) or {}
     except yaml.YAMLError as err:
-        raise ConfigError(f"{path} is not valid YAML: {' '.join(str(err).split())}") from err
+        raise ConfigError(f"{path} is not valid YAML: {_yaml_problem(err)}") from err
     if not isinstance(data, dict):
         raise ConfigError(f"{path} must hold a mapping of config keys, got {type(data).__name__}")
     return data
@@ -414,9 +434,8 @@ def parse_overrides(overrides: list[str]) -> dict[str, Any]:
         try:
             parsed[key.strip()] = _parse_yaml(raw) if raw.strip() else None
         except yaml.YAMLError as err:
-            raise ConfigError(
-                f"override {item!r}: its value is not valid YAML ({' '.join(str(err).split())})"
-            ) from err
+            problem = _yaml_problem(err)
+            raise ConfigError(f"override {item!r}: its value is not valid YAML ({problem})") from err
     return parsed
 
 
@@ -505,6 +524,7 @@ def validate(config: TrainConfig) -> None:
 
     from metarl.registry import AGENTS
     from metarl.sampling import BACKENDS
+    from metarl.sampling.base import available_cores
     from metarl.tasks import registered_families
 
     if config.env_id not in gym.registry:
@@ -552,13 +572,16 @@ def validate(config: TrainConfig) -> None:
         config.activation in ACTIVATIONS,
         f"unknown activation {config.activation!r}; choose from {sorted(ACTIVATIONS)}",
     )
+    _check_step_sizes(config.eval_inner_lrs)
+    cores = available_cores()
     require(
-        bool(config.eval_inner_lrs)
-        and all(
-            isinstance(lr, (int, float)) and not isinstance(lr, bool) and lr > 0
-            for lr in config.eval_inner_lrs
-        ),
-        f"eval_inner_lrs must be a non-empty list of positive step sizes, got {config.eval_inner_lrs}",
+        config.sampler_backend != "processes"
+        or config.num_workers is None
+        or config.num_workers <= cores
+        or config.allow_oversubscription,
+        f"num_workers={config.num_workers} is more than this machine's {cores} cores (more workers than "
+        "cores only slow sampling and multiply memory); lower it, leave it null for one per core, "
+        "or set allow_oversubscription=true",
     )
     try:  # the family must build with these kwargs
         from metarl.tasks import family_of
@@ -568,6 +591,27 @@ def validate(config: TrainConfig) -> None:
         raise ConfigError(
             f"{config.env_id} cannot be built with env_kwargs={config.env_kwargs}: {err}"
         ) from err
+
+
+def _check_step_sizes(step_sizes: list[float]) -> None:
+    if not step_sizes or not all(
+        isinstance(lr, (int, float)) and not isinstance(lr, bool) and math.isfinite(lr) and lr > 0
+        for lr in step_sizes
+    ):
+        raise ConfigError(f"eval_inner_lrs must be a non-empty list of positive step sizes, got {step_sizes}")
+
+
+def check_value(key: str, value: Any) -> Any:
+    """`value` as config key `key` holds it: type-checked (an int becomes a float where a float
+    is expected) and within the key's declared bounds; `ConfigError` saying what is valid
+    otherwise. For options that set a key outside a config (evaluate.py's)."""
+    value = _check_type(key, value)
+    declared = next(f for f in dataclasses.fields(TrainConfig) if f.name == key)
+    if "bound" in declared.metadata:
+        declared.metadata["bound"].check(key, value)
+    if key == "eval_inner_lrs":
+        _check_step_sizes(value)
+    return value
 
 
 def save_config(config: TrainConfig, path: Path) -> None:

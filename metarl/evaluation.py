@@ -153,10 +153,9 @@ def plot_training(
     """Pre- and post-adaptation return against environment steps (from progress.csv), as PNG
     (for RL2: the return of the first and the last episode of the training trials; one line,
     post_label None, when a trial is one episode)."""
-    import csv
+    from metarl.logger import progress_rows
 
-    with open(progress_csv, newline="") as handle:
-        rows = list(csv.DictReader(handle))
+    rows = progress_rows(progress_csv)
     steps = [float(row["charts/env_steps"]) for row in rows]
 
     def draw(axes) -> None:

@@ -8,6 +8,8 @@ Scalars are plotted against environment steps. Metric names (stable, documented)
 - ``losses/inner_loss``: mean inner (policy-gradient) loss on pre-adaptation episodes.
 - ``trpo/step_fraction``, ``trpo/backtracks``: the accepted line-search step.
 - ``charts/env_steps``, ``charts/env_steps_per_s``, ``charts/iteration``.
+- ``charts/refused_updates``: non-finite updates refused in a row, up to this iteration (0
+  when its update was accepted; a refused iteration's row holds only the ``charts/`` keys).
 - ``time/sample_s``, ``time/update_s``, ``time/iteration_s``: wall time, seconds.
 - ``eval/...``: evaluation results.
 """
@@ -19,6 +21,28 @@ from pathlib import Path
 from typing import Any
 
 from torch.utils.tensorboard import SummaryWriter
+
+
+def _is_number(text: str) -> bool:
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return True
+
+
+def progress_rows(csv_path: Path) -> list[dict[str, str]]:
+    """The whole rows of a progress.csv, as written (strings; "" where a row lacks a metric).
+
+    A row cut short by a crash or a full disk (fields missing, or a value not a number) is
+    left out, so a torn last row never stops a resume, a plot or a summary."""
+    with open(csv_path, newline="") as handle:
+        reader = csv.DictReader(handle)
+        return [
+            row
+            for row in reader
+            if None not in row and all(v is not None and (v == "" or _is_number(v)) for v in row.values())
+        ]
 
 
 class Logger:
@@ -39,10 +63,11 @@ class Logger:
         if not self.csv_path.exists():
             return None
         with self.csv_path.open(newline="") as handle:
-            rows = list(csv.DictReader(handle))
+            header = next(csv.reader(handle), None)
+        rows = progress_rows(self.csv_path)
         kept = [row for row in rows if int(float(row["charts/iteration"])) <= iteration]
-        if rows:
-            self._fieldnames = list(rows[0].keys())
+        if header:
+            self._fieldnames = header
             with self.csv_path.open("w", newline="") as handle:
                 writer = csv.DictWriter(handle, fieldnames=self._fieldnames)
                 writer.writeheader()
@@ -67,8 +92,7 @@ class Logger:
             self._fieldnames = list(record.keys())
         new_keys = [key for key in record if key not in self._fieldnames]
         if new_keys and not new_file:  # a metric appeared: widen the header, keep the old rows
-            with self.csv_path.open(newline="") as handle:
-                rows = list(csv.DictReader(handle))
+            rows = progress_rows(self.csv_path)
             self._fieldnames += new_keys
             with self.csv_path.open("w", newline="") as handle:
                 writer = csv.DictWriter(handle, fieldnames=self._fieldnames)

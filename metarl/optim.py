@@ -1,10 +1,15 @@
-"""Second-order optimisation pieces: conjugate gradient and the TRPO step."""
+"""Optimisation pieces: conjugate gradient, the TRPO step, and checked first-order steps.
+
+Every update refuses a step whose loss, gradient or new parameters are not finite by raising
+`NonFiniteError` naming the quantity; the training loop then restores the parameters of
+before the meta-iteration (`metarl.training`)."""
 
 from __future__ import annotations
 
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 from torch import Tensor
@@ -13,6 +18,62 @@ from torch import Tensor
 # landed within 0.97-1.04 of its target on paper-sized HalfCheetah steps, so the first trial
 # is then usually accepted without a backtrack.
 CALIBRATED_KL_SHARE = 0.95
+
+
+class NonFiniteError(FloatingPointError):
+    """An update met a loss, gradient or parameter that is not finite; the message names it."""
+
+
+class DivergenceWarning(RuntimeWarning):
+    """Training is diverging while its numbers stay finite (e.g. a value loss far above the
+    scale of its targets)."""
+
+
+def require_finite(quantity: str, value: Tensor | float) -> None:
+    """`NonFiniteError` naming `quantity` unless every element of `value` is finite."""
+    tensor = torch.as_tensor(value).detach()
+    if not torch.isfinite(tensor).all():
+        bad = tensor[~torch.isfinite(tensor)].reshape(-1)
+        raise NonFiniteError(
+            f"{quantity} is not finite ({bad.numel()} of {tensor.numel()} values, e.g. {bad[0]})"
+        )
+
+
+def non_finite_entries(tree: Any, prefix: str = "") -> list[str]:
+    """The dotted names of the floating-point tensors (and floats) in a nested dict/list of
+    state (a state dict, an optimizer's) holding a value that is not finite."""
+    if isinstance(tree, dict):
+        return [name for key, value in tree.items() for name in non_finite_entries(value, f"{prefix}{key}.")]
+    if isinstance(tree, (list, tuple)):
+        return [name for i, value in enumerate(tree) for name in non_finite_entries(value, f"{prefix}{i}.")]
+    if isinstance(tree, Tensor) and tree.is_floating_point():
+        return [] if bool(torch.isfinite(tree).all()) else [prefix.rstrip(".")]
+    if isinstance(tree, float) and not math.isfinite(tree):
+        return [prefix.rstrip(".")]
+    return []
+
+
+def checked_step(
+    optimizer: torch.optim.Optimizer,
+    loss: Tensor,
+    what: str,
+    before_step: Callable[[], None] | None = None,
+) -> None:
+    """One optimizer step on `loss` (a scalar to minimise): backward, `before_step()` (e.g.
+    gradient clipping), step. Raises `NonFiniteError` naming `what` if the loss, a gradient or
+    a parameter after the step is not finite."""
+    require_finite(f"the {what}", loss)
+    optimizer.zero_grad()
+    loss.backward()
+    params = [p for group in optimizer.param_groups for p in group["params"]]
+    for param in params:
+        if param.grad is not None:
+            require_finite(f"the gradient of the {what}", param.grad)
+    if before_step is not None:
+        before_step()
+    optimizer.step()
+    for param in params:
+        require_finite(f"the parameters after the {what}'s step", param)
 
 
 def flat_concat(tensors: list[Tensor]) -> Tensor:
@@ -120,15 +181,14 @@ def trpo_step(
         return fisher_vector_product(vector) + cg_damping * vector
 
     no_step = TRPOResult(loss_before, loss_before, 0.0, 0.0, 0)
-    if not torch.isfinite(loss_gradient).all():
-        raise FloatingPointError("TRPO: the loss gradient is not finite")
+    require_finite("the TRPO loss", loss_before)
+    require_finite("the TRPO loss gradient", loss_gradient)
     if loss_gradient.abs().max() == 0:
         return no_step  # nothing to improve; CG would divide 0 by 0
     step_direction = conjugate_gradient(damped_product, -loss_gradient, cg_iterations)
     shs = 0.5 * (step_direction @ damped_product(step_direction))
     full_step = step_direction * torch.sqrt(max_kl / shs.clamp(min=1e-12))
-    if not torch.isfinite(full_step).all():
-        return no_step
+    require_finite("the TRPO step (conjugate gradient on the KL's curvature)", full_step)
     old_values = [p.detach().clone() for p in params]
     length_scale = 1.0
 

@@ -4,19 +4,29 @@
 ``runs/<env>__<agent>__<seed>__<time>/`` holds config.yaml, TensorBoard events,
 progress.csv and checkpoints/. A crash, Ctrl-C or SIGTERM saves the last completed
 meta-iteration; a resumed run equals an uninterrupted one.
+
+An update whose loss, gradient, parameters or metrics are not finite is refused: the agent's
+state of before the meta-iteration is restored, a warning says what was not finite, and after
+``max_refused_steps`` refusals in a row the run stops with `DivergedError`, its latest
+checkpoint left as it was (checkpoints never hold a non-finite value).
 """
 
 from __future__ import annotations
 
+import copy
 import dataclasses
+import math
 import time
+import warnings
 from pathlib import Path
 
 from tqdm import tqdm
 
-from metarl.agent import build
+from metarl.agent import Agent, build
 from metarl.checkpoint import (
     CheckpointError,
+    RunWriteError,
+    check_writable,
     checkpoint_file,
     load_policy_weights,
     load_run,
@@ -26,7 +36,8 @@ from metarl.checkpoint import (
 )
 from metarl.config import ConfigError, TrainConfig, agent_keys, apply_overrides, field_names, save_config
 from metarl.logger import Logger
-from metarl.tasks import sample_train_tasks
+from metarl.optim import DivergenceWarning, NonFiniteError, non_finite_entries
+from metarl.tasks import Task, sample_train_tasks
 
 # Keys a resumed run may change: how long it runs and where it samples, and how exactly the
 # MAML-TRPO step computes its curvature (continuing a run with exact curvature is how one
@@ -39,7 +50,33 @@ RESUMABLE_KEYS = {
     "ray_address",
     "curvature_fraction",
     "curvature_tasks",
+    "max_refused_steps",
+    "worker_timeout_s",
+    "allow_oversubscription",
 }
+
+
+class DivergedError(RuntimeError):
+    """Training stopped after `max_refused_steps` non-finite updates in a row."""
+
+
+def refusing_train_step(agent: Agent, tasks: list[Task], iteration: int) -> dict[str, float]:
+    """`agent.train_step`, refused if anything in it is not finite: the agent's state of
+    before is restored and the `NonFiniteError` naming the first such quantity (the agent's
+    own, or a metric or state entry found after the step) raised."""
+    state_before = copy.deepcopy(agent.state_dict())
+    try:
+        metrics = agent.train_step(tasks, iteration)
+        for key, value in metrics.items():
+            if not math.isfinite(value):
+                raise NonFiniteError(f"the metric {key} is not finite ({value})")
+        bad = non_finite_entries(agent.state_dict())
+        if bad:
+            raise NonFiniteError(f"the agent's state after the update is not finite ({', '.join(bad[:3])})")
+    except NonFiniteError:
+        agent.load_state_dict(state_before)
+        raise
+    return metrics
 
 
 def run_name(config: TrainConfig) -> str:
@@ -52,7 +89,9 @@ def train(
 ) -> Path:
     """Meta-train for `config.meta_iterations` iterations in total; return the run directory.
 
-    Raises `CheckpointError` before writing anything if `config.init_from` does not fit."""
+    Raises `RunWriteError` before any compute if the run cannot write its files, and
+    `CheckpointError` before writing anything if `config.init_from` does not fit."""
+    check_writable(run_dir)
     agent, family, sampler = build(config)
     start, env_steps = 0, 0
     if resume_state is not None:
@@ -72,7 +111,14 @@ def train(
     checkpoint_dir = run_dir / "checkpoints"
     logger = Logger(run_dir, resume_iteration=start if resume_state is not None else None)
     logger.hyperparameters(agent_keys(config))
-    completed, saved = start, start
+    completed, saved, refused = start, start, 0
+
+    def kept_checkpoint(iteration: int) -> str:
+        if iteration == 0:
+            return "no checkpoint was written before it"
+        return (
+            f"the latest checkpoint, {checkpoint_dir}/iteration_{iteration:06d}.pt, holds finite parameters"
+        )
 
     def checkpoint() -> None:
         nonlocal saved
@@ -87,27 +133,52 @@ def train(
         disable=not progress,
         dynamic_ncols=True,
     )
+    save_on_exit = True
     try:
         with sampler:
             for iteration in bar:
                 tasks = sample_train_tasks(family, config.meta_batch_size, config.seed, iteration)
-                metrics = agent.train_step(tasks, iteration)
-                env_steps += int(metrics["charts/iteration_env_steps"])
+                steps_before = sampler.env_steps
+                try:
+                    metrics, refused = refusing_train_step(agent, tasks, iteration), 0
+                except NonFiniteError as err:
+                    refused, metrics = refused + 1, {}
+                    if refused >= config.max_refused_steps:
+                        save_on_exit = False  # the latest checkpoint stays the last good one
+                        raise DivergedError(
+                            f"{config.agent} stopped at iteration {iteration + 1}: {err}, "
+                            f"{refused} updates in a row (max_refused_steps={config.max_refused_steps}), "
+                            f"each refused; {kept_checkpoint(saved)}: lower the step sizes (outer_lr, "
+                            "max_kl, inner_lr) and start again"
+                        ) from err
+                    warnings.warn(
+                        f"{config.agent}, iteration {iteration + 1}: {err}; the update was refused and "
+                        f"the parameters kept ({refused} in a row of max_refused_steps="
+                        f"{config.max_refused_steps})",
+                        DivergenceWarning,
+                        stacklevel=2,
+                    )
+                env_steps += sampler.env_steps - steps_before
                 completed = iteration + 1
                 logger.record_many(metrics)
                 logger.record("charts/env_steps", env_steps)
                 logger.record("charts/iteration", completed)
+                logger.record("charts/refused_updates", refused)
                 logger.dump(env_steps)
-                bar.set_postfix(
-                    pre=f"{metrics['meta/return_pre_adapt']:.1f}",
-                    post=f"{metrics['meta/return_post_adapt']:.1f}",
-                    steps_per_s=f"{metrics['charts/env_steps_per_s']:.0f}",
-                )
+                if metrics:
+                    bar.set_postfix(
+                        pre=f"{metrics['meta/return_pre_adapt']:.1f}",
+                        post=f"{metrics['meta/return_post_adapt']:.1f}",
+                        steps_per_s=f"{metrics['charts/env_steps_per_s']:.0f}",
+                    )
                 if completed % config.checkpoint_every == 0:
                     checkpoint()
+    except RunWriteError:
+        save_on_exit = False  # a checkpoint could not be written: trying again would only fail again
+        raise
     finally:
         # Nothing is lost on a crash or Ctrl-C: the last completed iteration is saved.
-        if completed > saved or completed == start == 0:
+        if save_on_exit and (completed > saved or completed == start == 0):
             checkpoint()
         bar.close()
         logger.close()

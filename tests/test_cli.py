@@ -134,7 +134,7 @@ def test_resume_extends_a_run(run_dir, tmp_path):
         (["outer_lr=0.1"], "outer_lr in the overrides: agent maml_trpo does not read it"),
         (
             ["--config", "tests/data/bad_preset.yaml"],
-            "tests/data/bad_preset.yaml is not valid YAML: while parsing",
+            "tests/data/bad_preset.yaml is not valid YAML: line 4, column 1: expected ',' or ']'",
         ),
     ],
 )
@@ -153,7 +153,7 @@ def test_corrupt_checkpoint_gives_a_clear_error(tmp_path):
         args = [str(tmp_path / "run")] if script == "evaluate.py" else ["--resume", str(tmp_path / "run")]
         result = run(script, *args, check=False)
         assert result.returncode == 2
-        assert "is corrupt or not a metarl checkpoint" in result.stderr
+        assert "iteration_000001.pt is not a loadable metarl checkpoint: it is corrupt" in result.stderr
     result = run("evaluate.py", str(tmp_path / "missing"), check=False)
     assert result.returncode == 2 and "missing does not exist" in result.stderr
 

@@ -15,45 +15,81 @@ from __future__ import annotations
 import argparse
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from metarl import evaluation
 from metarl.api import load
 from metarl.checkpoint import CheckpointError, load_run, run_dir_of
-from metarl.config import ConfigError, TrainConfig
+from metarl.cli import errors
+from metarl.config import ConfigError, TrainConfig, check_value
 from metarl.sampling import BACKENDS
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    return errors.run(_main, argv)
+
+
+def _checked(key: str, parse: Callable[[str], Any]) -> Callable[[str], Any]:
+    """An option's type: `parse`, then the config key `key`'s type and bounds (`check_value`)."""
+
+    def convert(text: str) -> Any:
+        try:
+            value = parse(text)
+        except ValueError as err:
+            raise argparse.ArgumentTypeError(f"{text!r} is not valid for {key}: {err}") from err
+        try:
+            return check_value(key, value)
+        except ConfigError as err:
+            raise argparse.ArgumentTypeError(str(err)) from err
+
+    return convert
+
+
+def _step_sizes(text: str) -> list[float]:
+    return [float(x) for x in text.split(",")]
+
+
+def make_parser() -> argparse.ArgumentParser:
+    parser = errors.OneLineArgumentParser(
+        prog="evaluate.py", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("run", help="run directory (or a checkpoint file)")
-    parser.add_argument("--tasks", type=int, help="number of held-out tasks (default: config eval_tasks)")
-    parser.add_argument("--steps", type=int, help="adaptation steps (default: config eval_steps)")
-    parser.add_argument("--inner-lrs", help="comma-separated step sizes; the last repeats")
+    parser.add_argument(
+        "--tasks",
+        type=_checked("eval_tasks", int),
+        help="number of held-out tasks (default: config eval_tasks)",
+    )
+    parser.add_argument(
+        "--steps", type=_checked("eval_steps", int), help="adaptation steps (default: config eval_steps)"
+    )
+    parser.add_argument(
+        "--inner-lrs",
+        type=_checked("eval_inner_lrs", _step_sizes),
+        help="comma-separated step sizes; the last repeats",
+    )
     parser.add_argument(
         "--task-seed",
-        type=int,
+        type=_checked("seed", int),
         help="draw the held-out tasks of this seed (default: the run's), "
         "to compare runs of different seeds on the same tasks",
     )
     parser.add_argument("--backend", choices=list(BACKENDS), help="sampler backend")
     parser.add_argument("--out", help="directory for evaluation.json and the plot (default: the run)")
-    args = parser.parse_args(argv)
-    try:
-        inner_lrs = [float(x) for x in args.inner_lrs.split(",")] if args.inner_lrs else None
-        start = time.perf_counter()
-        agent = load(args.run, **({"sampler_backend": args.backend} if args.backend else {}))
-    except (ConfigError, CheckpointError, ValueError) as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 2
+    parser.add_argument(errors.DEBUG_FLAG, action="store_true", help=errors.DEBUG_HELP)
+    return parser
+
+
+def _main(argv: list[str], debug: bool) -> int:
+    args = make_parser().parse_args(argv)
+    start = time.perf_counter()
+    agent = load(args.run, **({"sampler_backend": args.backend} if args.backend else {}))
     config = agent.config
     run_dir = run_dir_of(Path(args.run))
     out_dir = Path(args.out) if args.out else run_dir
     with agent.sampler:
-        result = evaluation.evaluate(agent, args.tasks, args.steps, inner_lrs, args.task_seed)
+        result = evaluation.evaluate(agent, args.tasks, args.steps, args.inner_lrs, args.task_seed)
     print(result.report())
     written = result.write(out_dir)
     if (run_dir / "progress.csv").exists():

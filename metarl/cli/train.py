@@ -3,6 +3,7 @@
     python train.py                                   # MAML-TRPO on 2D navigation (defaults)
     python train.py --config maml_trpo_halfcheetah_vel meta_iterations=50 seed=3
     python train.py --help                            # every config key: type, default, doc
+    python train.py --debug ...                       # errors with their tracebacks
     python train.py --resume runs/<run>               # continue a stopped run
     python train.py --resume runs/<run> meta_iterations=200   # ... and extend it
     python train.py --config <preset> init_from=runs/<run> outer_lr=3e-4   # fine-tune a run
@@ -25,9 +26,10 @@ from typing import Any
 
 from jsonargparse import ArgumentParser, DefaultHelpFormatter, Namespace
 
-from metarl.checkpoint import CheckpointError
+from metarl.checkpoint import CheckpointError, latest_checkpoint
+from metarl.cli import errors
 from metarl.config import SECTIONS, ConfigError, field_names, load_config
-from metarl.training import resume, run_name, train
+from metarl.training import DivergedError, resume, run_name, train
 
 
 class Terminated(Exception):
@@ -65,6 +67,7 @@ def make_parser() -> ArgumentParser:
     )
     parser.add_argument("--run-dir", help="write the run here instead of runs/<generated name>")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+    parser.add_argument(errors.DEBUG_FLAG, action="store_true", help=errors.DEBUG_HELP)
     for section in SECTIONS.values():
         parser.add_class_arguments(section)
     return parser
@@ -100,23 +103,32 @@ def parse(argv: list[str]) -> tuple[Namespace, dict[str, Any]]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    argv = sys.argv[1:] if argv is None else list(argv)
+    return errors.run(_main, argv)
+
+
+def saved_progress(run_dir: Path) -> str:
+    """What a stopped run left, as a clause: its latest checkpoint and how to resume, or that
+    nothing was saved."""
+    try:
+        latest = latest_checkpoint(run_dir / "checkpoints")
+    except CheckpointError:
+        return f"nothing was saved in {run_dir} (no iteration had completed): start it again"
+    return f"{latest} is saved: resume with python train.py --resume {run_dir}"
+
+
+def _main(argv: list[str], debug: bool) -> int:
     if any(token in ("-h", "--help") for token in argv):
         make_parser().print_help()
         return 0
-    try:
-        args, overrides = parse(argv)
-        if args.get("resume"):
-            if args.get("config"):
-                raise ConfigError("--resume uses the run's own config; --config cannot be combined with it")
-            state, config, run_dir = resume(Path(args.resume), overrides)
-        else:
-            config = load_config(args.get("config"), overrides)
-            state = None
-            run_dir = Path(args.run_dir) if args.get("run_dir") else Path(config.run_root) / run_name(config)
-    except (ConfigError, CheckpointError) as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 2
+    args, overrides = parse(argv)
+    if args.get("resume"):
+        if args.get("config"):
+            raise ConfigError("--resume uses the run's own config; --config cannot be combined with it")
+        state, config, run_dir = resume(Path(args.resume), overrides)
+    else:
+        config = load_config(args.get("config"), overrides)
+        state = None
+        run_dir = Path(args.run_dir) if args.get("run_dir") else Path(config.run_root) / run_name(config)
     print(f"run directory: {run_dir}")
     start = time.perf_counter()
     # SIGTERM (kill, a scheduler's preemption) stops the run as Ctrl-C does: `train` saves
@@ -124,16 +136,16 @@ def main(argv: list[str] | None = None) -> int:
     signal.signal(signal.SIGTERM, _raise_terminated)
     try:
         train(config, run_dir, state, progress=not args.get("no_progress"))
-    except CheckpointError as err:  # init_from names a missing or ill-fitting checkpoint
-        print(f"error: {err}", file=sys.stderr)
-        return 2
     except (KeyboardInterrupt, Terminated) as stop:
         print(
-            f"\n{'terminated' if isinstance(stop, Terminated) else 'interrupted'}; the last completed "
-            f"iteration is saved. Resume with: python train.py --resume {run_dir}",
+            f"\n{'terminated' if isinstance(stop, Terminated) else 'interrupted'}; {saved_progress(run_dir)}",
             file=sys.stderr,
         )
         return 143 if isinstance(stop, Terminated) else 130
+    except (CheckpointError, DivergedError):  # init_from does not fit; the error says what to do
+        raise
+    except Exception as err:
+        return errors.report(err, debug, saved_progress(run_dir))
     print(f"done in {time.perf_counter() - start:.1f} s; evaluate with: python evaluate.py {run_dir}")
     print(f"watch with: tensorboard --logdir {run_dir.parent}")
     return 0

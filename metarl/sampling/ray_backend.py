@@ -14,7 +14,14 @@ from typing import Any
 
 import numpy as np
 
-from metarl.sampling.base import STARTUP_TIMEOUT_S, Layout, SamplerError, worker_failure
+from metarl.sampling.base import (
+    STARTUP_TIMEOUT_S,
+    Layout,
+    SamplerError,
+    no_answer,
+    request_time_limit_s,
+    worker_failure,
+)
 from metarl.sampling.worker import RolloutRequest, TrialRequest, make_worker
 
 
@@ -50,6 +57,7 @@ class RayWorkers:
     def __init__(self, worker_args: tuple, num_workers: int, address: str | None, timeout_s: float) -> None:
         ray = self._ray = _import_ray()
         self.timeout_s = timeout_s
+        self._limit_s = timeout_s
         self._started_ray = False
         if not ray.is_initialized():
             if address:
@@ -76,7 +84,9 @@ class RayWorkers:
         self._pending_tasks = {index: request.tasks for index, request in enumerate(requests)}
         refs = [actor.rollout.remote(request) for actor, request in zip(self._actors, requests)]
         results, first_error = [], None
-        deadline = time.monotonic() + self.timeout_s  # one deadline for the whole call
+        # one deadline for the whole call: the slowest request's time limit
+        self._limit_s = max(request_time_limit_s(self.timeout_s, len(r.slot_seeds), layout) for r in requests)
+        deadline = time.monotonic() + self._limit_s
         for index, ref in enumerate(refs):  # wait for all, so no call is left running
             try:
                 results.append(self._get(index, ref, "sampling", deadline))
@@ -93,7 +103,8 @@ class RayWorkers:
             return ray.get(ref, timeout=max(0.0, deadline - time.monotonic()))
         except ray.exceptions.GetTimeoutError as err:
             self._ray.kill(self._actors[index])  # a hung actor is stopped, never waited for again
-            cause = f"no answer within {self.timeout_s:g} s; the actor was stopped"
+            limit_s = STARTUP_TIMEOUT_S if doing == "starting" else self._limit_s
+            cause = no_answer(max(limit_s, self.timeout_s), self.timeout_s, "actor")
             raise worker_failure(index, doing, tasks, cause) from err
         except ray.exceptions.RayActorError as err:
             cause = f"the actor died ({type(err).__name__}: {str(err).strip()})"

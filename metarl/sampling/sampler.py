@@ -15,13 +15,13 @@ Every slot's randomness comes from its own seed (see `RolloutWorker`). A sampler
 context manager; `close()` stops its workers and frees the shared memory. A worker that dies
 or raises while sampling turns into a `SamplerError` naming the worker, its tasks and the
 cause (an exception and its traceback, or the exit code and signal), never a hang; a worker
-that does not answer within ``timeout_s`` is stopped and reported the same way.
+that does not answer a request within ``timeout_s`` plus its env steps at `SLOWEST_STEPS_PER_S`
+(`request_time_limit_s`) is stopped and reported the same way.
 """
 
 from __future__ import annotations
 
 import multiprocessing as mp
-import os
 import signal
 import time
 import traceback
@@ -40,6 +40,9 @@ from metarl.sampling.base import (
     STARTUP_TIMEOUT_S,
     Layout,
     SamplerError,
+    available_cores,
+    no_answer,
+    request_time_limit_s,
     worker_failure,
 )
 from metarl.sampling.worker import (
@@ -159,14 +162,15 @@ class ProcessWorkers:
         ends = np.cumsum([len(request.slot_task) for request in requests]).tolist()
         rows = list(zip([0, *ends[:-1]], ends))
         waiting = list(range(len(requests)))[::-1]  # a stack: pop() gives the next request
-        busy: dict[int, float] = {}  # worker index -> deadline of its request
+        busy: dict[int, tuple[float, float]] = {}  # worker -> (deadline, time limit) of its request
+        limits = [request_time_limit_s(self.timeout_s, end - begin, layout) for begin, end in rows]
         self._pending_tasks = {}
         first_error = None
 
         def dispatch(worker: int) -> None:
             number = waiting.pop()
             self._pending_tasks[worker] = requests[number].tasks
-            busy[worker] = time.monotonic() + self.timeout_s
+            busy[worker] = (time.monotonic() + limits[number], limits[number])
             self._send(worker, ("rollout", requests[number], self._block.name, layout, rows[number]))
 
         try:
@@ -186,11 +190,11 @@ class ProcessWorkers:
                     continue
                 if not self._processes[worker].is_alive():
                     finished.append(worker)
-                elif time.monotonic() > busy[worker]:
-                    del busy[worker]
+                elif time.monotonic() > busy[worker][0]:
+                    limit = busy.pop(worker)[1]
                     self._stop(worker)  # a hung worker is stopped, never waited for again
                     first_error = first_error or self._error(
-                        worker, "sampling", f"no answer within {self.timeout_s:g} s; the worker was stopped"
+                        worker, "sampling", no_answer(limit, self.timeout_s)
                     )
             for worker in finished:
                 del busy[worker]
@@ -314,7 +318,8 @@ class Sampler:
     ``"trials"`` (`sample_trials`: RL2 trials of several episodes with a recurrent policy);
     address: the Ray cluster to join (``ray`` backend; None starts a local one);
     rescale_actions: policy actions in [-1, 1] map onto the env's action bounds
-    (`to_env_actions`); off, they go to the env as they are.
+    (`to_env_actions`); off, they go to the env as they are; timeout_s: seconds a worker may
+    take on a request beyond its env steps at `SLOWEST_STEPS_PER_S` (`request_time_limit_s`).
     """
 
     def __init__(
@@ -326,7 +331,7 @@ class Sampler:
         backend: str = "processes",
         num_workers: int | None = None,
         start_method: str = "spawn",
-        timeout_s: float = 600.0,
+        timeout_s: float = 30.0,
         rescale_actions: bool = True,
         address: str | None = None,
         worker: str = "episodes",
@@ -336,6 +341,7 @@ class Sampler:
         if worker not in WORKERS:
             raise ValueError(f"unknown sampler worker {worker!r}; choose from {list(WORKERS)}")
         self.backend, self.worker = backend, worker
+        self.env_steps = 0  # env steps sampled so far, all calls together
         self.horizon = int(horizon)
         self.obs_dim, self.act_dim = int(policy_spec["obs_dim"]), int(policy_spec["act_dim"])
         self.stored_action_dim = 1 if policy_spec.get("discrete") else self.act_dim
@@ -350,7 +356,7 @@ class Sampler:
             self._local = make_worker(*worker_args)
             self.num_workers = 1
             return
-        self.num_workers = int(num_workers or os.cpu_count() or 1)
+        self.num_workers = int(num_workers or available_cores())
         if backend == "processes":
             self._workers = ProcessWorkers(worker_args, self.num_workers, start_method, timeout_s)
         else:
@@ -406,7 +412,7 @@ class Sampler:
             name: value.reshape(num_tasks, episodes_per_task, *value.shape[1:])
             for name, value in arrays.items()
         }
-        return Episodes.from_numpy(shaped, tasks)
+        return self._counted(Episodes.from_numpy(shaped, tasks))
 
     def sample_trials(
         self,
@@ -432,7 +438,11 @@ class Sampler:
         layout = trial_arrays_layout(
             num_trials, episodes_per_trial, self.horizon, self.obs_dim, self.stored_action_dim
         )
-        return Episodes.from_numpy(self._run(requests, layout), tasks)
+        return self._counted(Episodes.from_numpy(self._run(requests, layout), tasks))
+
+    def _counted(self, episodes: Episodes) -> Episodes:
+        self.env_steps += episodes.env_steps
+        return episodes
 
     def _check_open(self, worker: str) -> None:
         if self._local is None and self._workers is None:
