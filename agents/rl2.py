@@ -203,10 +203,11 @@ class RL2:
         `DIVERGED_VALUE_LOSS_RATIO` times the mean squared target: far worse than predicting
         zero, which a fit that still learns never is for long."""
         target_scale = float(self.masked_mean(targets**2, trials.mask))
-        if value_loss > DIVERGED_VALUE_LOSS_RATIO * max(target_scale, 1e-8):
+        ratio = value_loss / max(target_scale, 1e-8)
+        if ratio > DIVERGED_VALUE_LOSS_RATIO:
             warnings.warn(
                 f"{self.config.agent}, iteration {iteration + 1}: the value loss {value_loss:.3g} is "
-                f"{value_loss / max(target_scale, 1e-8):.3g} times the mean squared return target "
+                f"{ratio:.3g} times the mean squared return target "
                 f"({target_scale:.3g}): the value fit is diverging; lower outer_lr",
                 DivergenceWarning,
                 stacklevel=2,

@@ -116,8 +116,8 @@ class SamplerConfig:
         sampler_backend: processes (one worker per core), ray, or local (in-process)
         num_workers: sampler workers; null: one per core
         allow_oversubscription: allow num_workers above this machine's core count
-        worker_timeout_s: seconds a sampler worker may take to answer one request before it
-            is stopped and reported (a request's deadline grows to 5x the slowest request seen)
+        worker_timeout_s: seconds a sampler worker may take to answer one request, beyond 1 ms
+            per env step of the request, before it is stopped and reported
         ray_address: the Ray cluster to join (ray backend); null starts a local one
     """
 

@@ -57,7 +57,6 @@ class RayWorkers:
     def __init__(self, worker_args: tuple, num_workers: int, address: str | None, timeout_s: float) -> None:
         ray = self._ray = _import_ray()
         self.timeout_s = timeout_s
-        self._limit_s = timeout_s
         self._started_ray = False
         if not ray.is_initialized():
             if address:
@@ -70,9 +69,10 @@ class RayWorkers:
         try:
             actor_class = ray.remote(num_cpus=1, max_restarts=0)(_ActorWorker)
             self._actors = [actor_class.remote(*worker_args) for _ in range(num_workers)]
-            deadline = time.monotonic() + max(timeout_s, STARTUP_TIMEOUT_S)
+            limit_s = max(timeout_s, STARTUP_TIMEOUT_S)
+            deadline = time.monotonic() + limit_s
             for index, actor in enumerate(self._actors):
-                self._get(index, actor.ping.remote(), "starting", deadline)
+                self._get(index, actor.ping.remote(), "starting", deadline, limit_s)
         except BaseException:
             self.close()
             raise
@@ -85,26 +85,26 @@ class RayWorkers:
         refs = [actor.rollout.remote(request) for actor, request in zip(self._actors, requests)]
         results, first_error = [], None
         # one deadline for the whole call: the slowest request's time limit
-        self._limit_s = max(request_time_limit_s(self.timeout_s, len(r.slot_seeds), layout) for r in requests)
-        deadline = time.monotonic() + self._limit_s
+        limit_s = max(request_time_limit_s(self.timeout_s, len(r.slot_seeds), layout) for r in requests)
+        deadline = time.monotonic() + limit_s
         for index, ref in enumerate(refs):  # wait for all, so no call is left running
             try:
-                results.append(self._get(index, ref, "sampling", deadline))
+                results.append(self._get(index, ref, "sampling", deadline, limit_s))
             except SamplerError as err:
                 first_error = first_error or err
         if first_error is not None:
             raise first_error
         return {name: np.concatenate([r[name] for r in results]) for name in layout}
 
-    def _get(self, index: int, ref: Any, doing: str, deadline: float) -> Any:
+    def _get(self, index: int, ref: Any, doing: str, deadline: float, limit_s: float) -> Any:
+        """The result of `ref`, due by `deadline` (`limit_s` after its call began)."""
         ray = self._ray
         tasks = self._pending_tasks.get(index)
         try:
             return ray.get(ref, timeout=max(0.0, deadline - time.monotonic()))
         except ray.exceptions.GetTimeoutError as err:
             self._ray.kill(self._actors[index])  # a hung actor is stopped, never waited for again
-            limit_s = STARTUP_TIMEOUT_S if doing == "starting" else self._limit_s
-            cause = no_answer(max(limit_s, self.timeout_s), self.timeout_s, "actor")
+            cause = no_answer(limit_s, self.timeout_s, "actor")
             raise worker_failure(index, doing, tasks, cause) from err
         except ray.exceptions.RayActorError as err:
             cause = f"the actor died ({type(err).__name__}: {str(err).strip()})"
