@@ -39,3 +39,13 @@ _register(
     entry_point="metarl.envs.tabular_mdp:TabularMDPEnv",
     vector_entry_point="metarl.envs.tabular_mdp:TabularMDPVectorEnv",
 )
+
+# Meta-World (pip install 'metarl[metaworld]'); the module imports metaworld only when a
+# family is made.
+for _name in ("ML1", "ML10", "ML45"):
+    _register(
+        f"metarl/MetaWorld-{_name}-v3",
+        entry_point=f"metarl.envs.metaworld:MetaWorld{_name}Env",
+        vector_entry_point=f"metarl.envs.metaworld:MetaWorld{_name}VectorEnv",
+        max_episode_steps=500,
+    )

@@ -26,6 +26,9 @@ class Episodes:
     terminated:   [tasks, episodes] bool, the episode ended in a terminal state
                   (as opposed to being cut at the horizon)
     tasks:        one task dict per task row
+    success:      [tasks, episodes] bool, the env reported ``info["success"]`` true at some
+                  step of the episode (Meta-World's criterion); all False for a family that
+                  reports no success; None where not recorded
     """
 
     observations: Tensor
@@ -34,6 +37,7 @@ class Episodes:
     mask: Tensor
     terminated: Tensor
     tasks: list[Task]
+    success: Tensor | None = None
 
     @classmethod
     def from_numpy(cls, arrays: dict[str, np.ndarray], tasks: list[Task]) -> Episodes:
@@ -44,6 +48,7 @@ class Episodes:
             mask=torch.from_numpy(arrays["mask"]),
             terminated=torch.from_numpy(arrays["terminated"]),
             tasks=list(tasks),
+            success=torch.from_numpy(arrays["success"]) if "success" in arrays else None,
         )
 
     @property
@@ -76,6 +81,7 @@ class Episodes:
             mask=self.mask[:, :num_episodes],
             terminated=self.terminated[:, :num_episodes],
             tasks=self.tasks,
+            success=None if self.success is None else self.success[:, :num_episodes],
         )
 
     def leading_tasks(self, num_tasks: int) -> Episodes:
@@ -87,6 +93,7 @@ class Episodes:
             mask=self.mask[:num_tasks],
             terminated=self.terminated[:num_tasks],
             tasks=self.tasks[:num_tasks],
+            success=None if self.success is None else self.success[:num_tasks],
         )
 
     def episode_returns(self) -> Tensor:

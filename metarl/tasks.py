@@ -18,7 +18,11 @@ A ``task`` property needs a setter (``VectorEnv.set_attr`` sets it); a plain att
 the env reads also does.
 
 Train and held-out test tasks come from disjoint seeded streams (`sample_train_tasks`,
-`sample_test_tasks`).
+`sample_test_tasks`). A family of a fixed benchmark (Meta-World) may also provide its task
+lists: ``train_task_groups`` and ``test_task_groups``, each a list of groups (task classes)
+of tasks. Train and test draws then come from those lists (`draw_from_groups`), so held-out
+evaluation plays exactly the benchmark's test tasks; ``task_class(task)`` names a task's
+group for per-class reports.
 """
 
 from __future__ import annotations
@@ -134,13 +138,38 @@ def registered_families() -> list[str]:
 
 
 def sample_train_tasks(family: TaskFamily, n: int, seed: int, iteration: int) -> list[Task]:
-    """The `n` training tasks of meta-iteration `iteration` of run `seed`."""
-    return family.sample_tasks(n, seeding.generator(seed, seeding.TRAIN_TASKS, iteration))
+    """The `n` training tasks of meta-iteration `iteration` of run `seed` (from the family's
+    ``train_task_groups`` if it has them)."""
+    rng = seeding.generator(seed, seeding.TRAIN_TASKS, iteration)
+    groups = getattr(family, "train_task_groups", None)
+    return draw_from_groups(groups, n, rng) if groups is not None else family.sample_tasks(n, rng)
 
 
 def sample_test_tasks(family: TaskFamily, n: int, seed: int) -> list[Task]:
-    """`n` held-out test tasks of run `seed`, from a stream disjoint from every train stream."""
-    return family.sample_tasks(n, seeding.generator(seed, seeding.TEST_TASKS))
+    """`n` held-out test tasks of run `seed`, from a stream disjoint from every train stream
+    (from the family's ``test_task_groups`` if it has them)."""
+    rng = seeding.generator(seed, seeding.TEST_TASKS)
+    groups = getattr(family, "test_task_groups", None)
+    return draw_from_groups(groups, n, rng) if groups is not None else family.sample_tasks(n, rng)
+
+
+def draw_from_groups(groups: list[list[Task]], n: int, rng: np.random.Generator) -> list[Task]:
+    """`n` tasks from fixed task lists, balanced over the groups, group by group in order.
+
+    Each group gives ``n // len(groups)`` tasks, and ``n % len(groups)`` groups chosen at
+    random give one more (as Meta-World's own ML10/ML45 vector envs spread a meta-batch over
+    the classes). Within a group tasks are drawn without replacement while it has enough, so
+    asking for a whole list returns every task of it once. Uses `rng` only.
+    """
+    if not groups or any(not group for group in groups):
+        raise ValueError("a family's task groups must be non-empty lists of tasks")
+    counts = np.full(len(groups), n // len(groups))
+    counts[rng.choice(len(groups), n % len(groups), replace=False)] += 1
+    tasks: list[Task] = []
+    for group, count in zip(groups, counts.tolist()):
+        picks = rng.choice(len(group), count, replace=count > len(group)).tolist()
+        tasks += [dict(group[i]) for i in picks]
+    return tasks
 
 
 def task_features(tasks: list[Task]) -> np.ndarray:

@@ -17,7 +17,7 @@ import cloudpickle
 import gymnasium as gym
 import numpy as np
 import torch
-from gymnasium.envs.registration import EnvSpec
+from gymnasium.envs.registration import EnvSpec, load_env_creator
 from torch.distributions import Normal
 
 from metarl.policies import GaussianMLPPolicy, RecurrentPolicy
@@ -78,23 +78,36 @@ class BatchedSlots:
 
     def step(self, actions: np.ndarray, slots: np.ndarray) -> tuple[np.ndarray, ...]:
         """Step `slots` [k] with actions [k, ...]: (observations, rewards, terminated,
-        truncated), each [k, ...]. Truncated: the env ended the episode itself (its own
-        length, e.g. a bandit's pulls, shorter than the sampler's horizon)."""
+        truncated, success), each [k, ...]. Truncated: the env ended the episode itself (its
+        own length, e.g. a bandit's pulls, shorter than the sampler's horizon). Success: the
+        env's ``info["success"]`` (False where it reports none)."""
         if self._step_slots is not None:  # its time limit is the horizon: never truncates first
-            obs, reward, terminated, _ = self._step_slots(actions, slots)
-            return obs, reward, terminated, np.zeros(len(slots), bool)
+            obs, reward, terminated, info = self._step_slots(actions, slots)
+            success = np.asarray(info.get("success", np.zeros(len(slots))), bool)
+            return obs, reward, terminated, np.zeros(len(slots), bool), success
         all_actions = np.zeros((self.env.num_envs, *actions.shape[1:]), actions.dtype)
         all_actions[slots] = actions
-        obs, reward, terminated, truncated, _ = self.env.step(all_actions)
+        obs, reward, terminated, truncated, info = self.env.step(all_actions)
+        success = np.asarray(info.get("success", np.zeros(self.env.num_envs)), bool)
         return (
             obs[slots],
             np.asarray(reward)[slots],
             np.asarray(terminated, bool)[slots],
             np.asarray(truncated, bool)[slots],
+            success[slots],
         )
 
     def close(self) -> None:
         self.env.close()
+
+
+def episodes_in_sequence(spec: EnvSpec) -> bool:
+    """Whether the family's vector env asks for a task's episodes to be run one after another
+    in one sub-env (its class attribute ``episodes_in_sequence``; Meta-World's large envs)."""
+    creator = spec.vector_entry_point
+    if isinstance(creator, str):
+        creator = load_env_creator(creator)
+    return bool(getattr(creator, "episodes_in_sequence", False))
 
 
 def make_slots(spec: EnvSpec, env_kwargs: dict[str, Any], num_slots: int, horizon: int) -> BatchedSlots:
@@ -131,6 +144,7 @@ def episode_arrays_layout(
         "rewards": ((num_slots, horizon), f32),
         "mask": ((num_slots, horizon), f32),
         "terminated": ((num_slots,), np.dtype(bool)),
+        "success": ((num_slots,), np.dtype(bool)),
     }
 
 
@@ -175,6 +189,7 @@ class _SlotWorker:
         self.env_kwargs, self.horizon = dict(env_kwargs), horizon
         self.rescale_actions = rescale_actions
         self.policy = self.POLICY(**policy_spec)
+        self.sequential = episodes_in_sequence(self.env_spec)
         self._slots: BatchedSlots | None = None
 
     def _env(self, num_slots: int) -> BatchedSlots:
@@ -205,25 +220,34 @@ class RolloutWorker(_SlotWorker):
         [tasks, episodes_per_task, obs_dim] whatever this worker's share: a slot's action
         is then computed by the same kernels, hence the same bits, however slots are split
         among workers. Only tasks with a running episode are evaluated, only running
-        episodes are stepped.
+        episodes are stepped. For a family whose vector env runs episodes in sequence
+        (`episodes_in_sequence`), slots run in waves, wave k holding episode k of every task,
+        each task in the same sub-env: the same episodes, with one env per task.
         """
         policy, horizon = self.policy, self.horizon
         num_slots, num_tasks = len(request.slot_task), len(request.tasks)
-        env = self._env(num_slots)
-        obs = np.asarray(
-            env.reset([request.tasks[i] for i in request.slot_task], request.slot_seeds[:, 0]), np.float32
-        ).reshape(num_slots, -1)
+        slot_task, slot_episode = request.slot_task, request.slot_episode
+        if self.sequential:  # wave k: episode k of every task, one sub-env per task
+            waves = [np.flatnonzero(slot_episode == k) for k in np.unique(slot_episode)]
+        else:
+            waves = [np.arange(num_slots)]
+        env = self._env(max(len(wave) for wave in waves))
+        sub_env = np.zeros(num_slots, np.int64)  # each slot's sub-env within its wave
+        for wave in waves:
+            sub_env[wave] = np.arange(len(wave))
+        obs_dim = int(np.prod(env.env.single_observation_space.shape))
         out = (
             out
             if out is not None
             else {
                 name: np.empty(shape, dtype)
                 for name, (shape, dtype) in episode_arrays_layout(
-                    num_slots, horizon, obs.shape[1], policy.act_dim
+                    num_slots, horizon, obs_dim, policy.act_dim
                 ).items()
             }
         )
         out["terminated"].fill(False)  # steps are written as they happen, padding when episodes end
+        out["success"].fill(False)
         noise = np.stack(
             [
                 policy.draw_noise(np.random.default_rng(int(seed)), (horizon, *policy.noise_shape()))
@@ -232,48 +256,54 @@ class RolloutWorker(_SlotWorker):
         )
         # copies: the arrays may be read-only (Ray's object store)
         params = {name: torch.tensor(value) for name, value in request.params.items()}
-        obs_grid = torch.zeros(num_tasks, request.episodes_per_task, obs.shape[1])
-        slot_task, slot_episode = request.slot_task, request.slot_episode
-        running = np.arange(num_slots)  # slots whose episode is still going
-        live_tasks: np.ndarray | None = None
-        ended = np.ones(1, bool)
-        for t in range(horizon):
-            if ended.any():  # index arrays change only when episodes end
-                every = len(running) == num_slots
-                rows_of = slice(None) if every else running  # cheaper than fancy indexing
-                run_task, run_episode = slot_task[running], slot_episode[running]
-                tasks_now = np.unique(run_task)
-                if live_tasks is None or not np.array_equal(tasks_now, live_tasks):
-                    live_tasks = tasks_now
-                    all_live = len(live_tasks) == num_tasks
-                    live_params = params if all_live else {k: v[live_tasks] for k, v in params.items()}
-                    task_row = np.zeros(num_tasks, np.int64)
-                    task_row[live_tasks] = np.arange(len(live_tasks))
-                    live_index = torch.from_numpy(live_tasks)
-                grid_task, grid_episode = torch.from_numpy(run_task), torch.from_numpy(run_episode)
-                rows, cols = torch.from_numpy(task_row[run_task]), grid_episode
-                run_noise = torch.from_numpy(noise[rows_of])
-            obs_grid[grid_task, grid_episode] = torch.from_numpy(obs[rows_of])
-            with torch.no_grad():
-                dist = policy.distribution(obs_grid if all_live else obs_grid[live_index], live_params)
-                picked = Normal(dist.loc[rows, cols], dist.scale[rows, cols], validate_args=False)
-                action = policy.sample_with_noise(picked, run_noise[:, t]).numpy()
-            out["observations"][rows_of, t] = obs[rows_of]
-            out["actions"][rows_of, t] = action
-            out["mask"][rows_of, t] = 1.0
-            env_action = to_env_actions(action, env.action_space) if self.rescale_actions else action
-            next_obs, reward, terminated, truncated = env.step(env_action, running)
-            obs[rows_of] = np.asarray(next_obs, np.float32).reshape(len(running), -1)
-            out["rewards"][rows_of, t] = reward
-            ended = terminated | truncated
-            if ended.any():
-                finished = running[ended]
-                out["terminated"][finished] = terminated[ended]
-                for name in ("observations", "actions", "rewards", "mask"):
-                    out[name][finished, t + 1 :] = 0  # padding after the last step
-                running = running[~ended]
-                if not len(running):
-                    break
+        obs_grid = torch.zeros(num_tasks, request.episodes_per_task, obs_dim)
+        obs = np.zeros((num_slots, obs_dim), np.float32)
+        for wave in waves:
+            obs[wave] = np.asarray(
+                env.reset([request.tasks[i] for i in slot_task[wave]], request.slot_seeds[wave, 0]), np.float32
+            ).reshape(len(wave), -1)
+            running = wave  # slots whose episode is still going
+            live_tasks: np.ndarray | None = None
+            ended = np.ones(1, bool)
+            for t in range(horizon):
+                if ended.any():  # index arrays change only when episodes end
+                    every = len(running) == num_slots
+                    rows_of = slice(None) if every else running  # cheaper than fancy indexing
+                    run_task, run_episode = slot_task[running], slot_episode[running]
+                    tasks_now = np.unique(run_task)
+                    if live_tasks is None or not np.array_equal(tasks_now, live_tasks):
+                        live_tasks = tasks_now
+                        all_live = len(live_tasks) == num_tasks
+                        live_params = params if all_live else {k: v[live_tasks] for k, v in params.items()}
+                        task_row = np.zeros(num_tasks, np.int64)
+                        task_row[live_tasks] = np.arange(len(live_tasks))
+                        live_index = torch.from_numpy(live_tasks)
+                    grid_task, grid_episode = torch.from_numpy(run_task), torch.from_numpy(run_episode)
+                    rows, cols = torch.from_numpy(task_row[run_task]), grid_episode
+                    run_noise = torch.from_numpy(noise[rows_of])
+                    run_sub_envs = sub_env[running]
+                obs_grid[grid_task, grid_episode] = torch.from_numpy(obs[rows_of])
+                with torch.no_grad():
+                    dist = policy.distribution(obs_grid if all_live else obs_grid[live_index], live_params)
+                    picked = Normal(dist.loc[rows, cols], dist.scale[rows, cols], validate_args=False)
+                    action = policy.sample_with_noise(picked, run_noise[:, t]).numpy()
+                out["observations"][rows_of, t] = obs[rows_of]
+                out["actions"][rows_of, t] = action
+                out["mask"][rows_of, t] = 1.0
+                env_action = to_env_actions(action, env.action_space) if self.rescale_actions else action
+                next_obs, reward, terminated, truncated, success = env.step(env_action, run_sub_envs)
+                obs[rows_of] = np.asarray(next_obs, np.float32).reshape(len(running), -1)
+                out["rewards"][rows_of, t] = reward
+                out["success"][rows_of] |= success
+                ended = terminated | truncated
+                if ended.any():
+                    finished = running[ended]
+                    out["terminated"][finished] = terminated[ended]
+                    for name in ("observations", "actions", "rewards", "mask"):
+                        out[name][finished, t + 1 :] = 0  # padding after the last step
+                    running = running[~ended]
+                    if not len(running):
+                        break
         return out
 
 
@@ -289,6 +319,7 @@ def trial_arrays_layout(
         "rewards": (grid, f32),
         "mask": (grid, f32),
         "terminated": ((num_slots, episodes_per_trial), np.dtype(bool)),
+        "success": ((num_slots, episodes_per_trial), np.dtype(bool)),
     }
 
 
@@ -366,8 +397,9 @@ class TrialWorker(_SlotWorker):
             out["mask"][running, k, step] = 1.0
             env_action = self._env_action(action.numpy(), env)
             acted_in = torch.from_numpy(obs[running])
-            next_obs, reward, terminated, truncated = env.step(env_action, running)
+            next_obs, reward, terminated, truncated, success = env.step(env_action, running)
             out["rewards"][running, k, step] = reward
+            out["success"][running, k] |= success
             obs[running] = np.asarray(next_obs, np.float32).reshape(len(running), -1)
             t[running] += 1
             steps_taken[running] += 1
