@@ -53,9 +53,8 @@ def benchmark(name: str, seed: int, env_name: str | None = None) -> Any:
     metaworld = _metaworld()
     if name == "ML1":
         if env_name not in metaworld.ML1.ENV_NAMES:
-            raise ValueError(
-                f"unknown Meta-World env_name {env_name!r}; ML1 takes one of {', '.join(metaworld.ML1.ENV_NAMES)}"
-            )
+            names = ", ".join(metaworld.ML1.ENV_NAMES)
+            raise ValueError(f"unknown Meta-World env_name {env_name!r}; ML1 takes one of {names}")
         return metaworld.ML1(env_name, seed=seed)
     if name in ("ML10", "ML45"):
         return getattr(metaworld, name)(seed=seed)
@@ -96,7 +95,9 @@ class _Benchmark:
             raise ValueError(f"task split must be 'train' or 'test', got {split!r}")
         if (split, name) not in self.tasks:
             have = sorted({n for s, n in self.tasks if s == split})
-            raise ValueError(f"{self.name} has no {split} class {name!r}; its {split} classes: {', '.join(have)}")
+            raise ValueError(
+                f"{self.name} has no {split} class {name!r}; its {split} classes: {', '.join(have)}"
+            )
         tasks = self.tasks[split, name]
         if not isinstance(index, int) or isinstance(index, bool) or not 0 <= index < len(tasks):
             raise ValueError(f"task index must be an int in [0, {len(tasks)}), got {index!r}")
@@ -293,7 +294,13 @@ class _MetaWorldVectorEnv(VectorEnv):
         truncated[stepping] = self._elapsed[stepping] >= self.max_episode_steps
         self._needs_reset = truncated.copy()
         terminated = np.zeros(self.num_envs, bool)
-        return self._observations.copy(), rewards, terminated, truncated, {"success": success, "task": self.task}
+        return (
+            self._observations.copy(),
+            rewards,
+            terminated,
+            truncated,
+            {"success": success, "task": self.task},
+        )
 
     def close_extras(self, **kwargs: Any) -> None:
         for env in self.envs:

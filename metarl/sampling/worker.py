@@ -260,7 +260,8 @@ class RolloutWorker(_SlotWorker):
         obs = np.zeros((num_slots, obs_dim), np.float32)
         for wave in waves:
             obs[wave] = np.asarray(
-                env.reset([request.tasks[i] for i in slot_task[wave]], request.slot_seeds[wave, 0]), np.float32
+                env.reset([request.tasks[i] for i in slot_task[wave]], request.slot_seeds[wave, 0]),
+                np.float32,
             ).reshape(len(wave), -1)
             running = wave  # slots whose episode is still going
             live_tasks: np.ndarray | None = None
