@@ -115,6 +115,7 @@ class _MetaWorldFamily(gym.Env):
 
     BENCHMARK: str
     metadata = {"render_modes": []}
+    reports_success = True  # info["success"]: evaluation reports success rates
 
     def __init__(
         self,

@@ -46,6 +46,50 @@ def summarize(task_returns: np.ndarray, tasks: list[dict]) -> dict[str, Any]:
     return {"steps": steps, "tasks": tasks}
 
 
+def success_rates(success: np.ndarray, tasks: list[dict], task_class: Any) -> list[dict[str, Any]]:
+    """success: [steps, tasks, episodes] bool, whether each episode succeeded (an episode
+    succeeds if its env reported ``info["success"]`` at some step).
+
+    Per step: ``{"step", "success_rate", "stderr", "per_class": {class: rate},
+    "task_success": [tasks]}``. A task's rate is the fraction of its episodes that
+    succeeded; a class's is the mean over its tasks; ``success_rate`` is the mean over
+    classes (each class counts once, as in Meta-World's evaluation), its standard error
+    over tasks. `task_class(task)` names a task's class (None: one class, "all").
+    """
+    classes = [task_class(task) if task_class is not None else "all" for task in tasks]
+    rows = []
+    for step, step_success in enumerate(np.asarray(success, np.float64)):
+        per_task = step_success.mean(-1)  # [tasks]
+        per_class = {
+            name: float(per_task[[c == name for c in classes]].mean()) for name in dict.fromkeys(classes)
+        }
+        rows.append(
+            {
+                "step": step,
+                "success_rate": float(np.mean(list(per_class.values()))),
+                "stderr": mean_and_stderr(per_task)["stderr"],
+                "per_class": per_class,
+                "task_success": [float(rate) for rate in per_task],
+            }
+        )
+    return rows
+
+
+def format_success(rows: list[dict[str, Any]], step_label: str) -> str:
+    """The success table: one row per step, overall then per class (percent)."""
+    classes = list(rows[0]["per_class"])
+    header = f"{step_label:>16} | {'success %':>9} | {'s.e.':>5} | " + " | ".join(f"{c:>14}" for c in classes)
+    lines = ["\nSuccess rate (an episode succeeds if info['success'] was 1 at some step):", header]
+    lines.append("-" * len(header))
+    for row in rows:
+        per_class = " | ".join(f"{100 * row['per_class'][c]:>14.1f}" for c in classes)
+        lines.append(
+            f"{row['step']:>16d} | {100 * row['success_rate']:>9.1f} | "
+            f"{100 * row['stderr']:>5.1f} | {per_class}"
+        )
+    return "\n".join(lines)
+
+
 def mean_and_stderr(values: np.ndarray) -> dict[str, float]:
     """{"mean", "stderr"} of per-task values [tasks] (standard error over tasks)."""
     values = np.asarray(values, dtype=np.float64)
@@ -195,6 +239,8 @@ class Evaluation:
         """The tables evaluate.py prints."""
         summary = self.summary
         lines = [self.title, format_table(summary, self.step_label)]
+        if "success" in summary:
+            lines.append(format_success(summary["success"], self.step_label))
         if "baselines" in summary:
             lines.append(format_baselines(summary["agent"], summary["trial_total"], summary["baselines"]))
         if "expected_trial_total" in summary:
@@ -249,14 +295,24 @@ def evaluate(
     baselines = baselines_for(family) if recurrent else None
     played: list[Episodes] = []  # an RL2 agent's trials, when the family scores them without noise
     keep = baselines is not None and baselines.expected_totals is not None
+    reports_success = bool(getattr(family, "reports_success", False))
+    success: list[np.ndarray] = []  # [tasks, episodes] per step (RL2: one [tasks, episodes of a trial])
+
+    def inspect(_: int, __: Any, episodes: Episodes) -> None:
+        if keep:
+            played.append(episodes)
+        if reports_success:
+            success.append(episodes.success.numpy())
+
     curve = agent.adaptation_curve(
-        tasks,
-        steps,
-        inner_lrs,
-        config.seed,
-        inspect=(lambda _, __, episodes: played.append(episodes)) if keep else None,
+        tasks, steps, inner_lrs, config.seed, inspect=inspect if keep or reports_success else None
     )
     summary = summarize(curve, tasks)
+    if reports_success:  # RL2: a "step" is an episode of the trial
+        per_step = np.stack(success) if not recurrent else success[0].transpose(1, 0)[..., None]
+        summary["success"] = success_rates(per_step, tasks, getattr(family, "task_class", None))
+        for row in summary["success"] if recurrent else []:
+            row["step"] += 1
     if recurrent:  # RL2: rows are the episodes 1..K of each task's trial
         for row in summary["steps"]:
             row["step"] += 1
