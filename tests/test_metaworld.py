@@ -200,3 +200,19 @@ def test_short_training_run_and_evaluation_on_ml1_reach(agent, tmp_path):
     assert len(success) == 2 and set(success[0]["per_class"]) == {"reach-v3"}
     assert all(0.0 <= row["success_rate"] <= 1.0 for row in success)
     assert {t["split"] for t in result.tasks} == {"test"}
+
+
+def test_presets_cover_ml1_reach_push_pick_place_and_ml10_for_both_agents():
+    from metarl.config import load_config, presets
+
+    for agent in ("maml_trpo", "rl2_ppo"):
+        names = {f"{agent}_metaworld_{v}" for v in ("reach", "push", "pick_place", "ml10")}
+        assert names <= set(presets())
+        configs = [load_config(name) for name in sorted(names)]
+        assert {c.env_kwargs.get("env_name") for c in configs} == {
+            "reach-v3",
+            "push-v3",
+            "pick-place-v3",
+            None,
+        }
+        assert all(c.horizon == 500 and c.meta_batch_size == 20 for c in configs)

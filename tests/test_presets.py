@@ -129,6 +129,8 @@ def test_rl2_preset_has_the_papers_setup_and_runs(preset):
         assert config.rnn_state_action_inputs == departs
         # and heads that read the state (not in the paper either)
         assert config.rnn_observation_heads == departs
+    elif "metaworld" in preset:
+        assert (config.episodes_per_trial, config.horizon, config.meta_batch_size) == (10, 500, 20)
     else:
         assert config.episodes_per_trial == 2 and config.horizon == 200
     small = load_config(
