@@ -104,9 +104,8 @@ def benchmark(bench: str, env_name: str, num_tasks: int, episodes: int, rounds: 
     mw_tasks = [family.bench.resolve(task) for task in tasks]
     mw_id = f"Meta-World/{bench}-train"
     mw_kwargs = {"env_name": env_name} if bench == "ML1" else {}
-    print(
-        f"\n{bench}{' ' + env_name if env_name else ''}: {num_tasks} tasks x {episodes} episodes x {HORIZON} steps"
-    )
+    name = f"{bench} {env_name}".strip()
+    print(f"\n{name}: {num_tasks} tasks x {episodes} episodes x {HORIZON} steps")
     # Meta-World's vector envs split each class's 50 tasks evenly over its sub-envs of that
     # class: keep a multiple of their number (the tasks are set to ours below anyway)
     per_class = num_tasks // len(family.train_task_groups)
@@ -141,9 +140,10 @@ def benchmark(bench: str, env_name: str, num_tasks: int, episodes: int, rounds: 
     print(f"  env-steps/s (median of {rounds} rounds, {workers} workers, {cores} cores):")
     for name in ("metarl", "mw-sync", "mw-async"):
         print(f"    {name:<9} {median[name]:>9,.0f}   metarl / this: {median['metarl'] / median[name]:5.2f}x")
+    limit = median["physics"] * cores
     print(
-        f"    physics   {median['physics']:>9,.0f} on one core, x {cores} cores = "
-        f"{median['physics'] * cores:,.0f}; metarl reaches {median['metarl'] / (median['physics'] * cores):.0%} of it"
+        f"    physics   {median['physics']:>9,.0f} on one core, x {cores} cores = {limit:,.0f}; "
+        f"metarl reaches {median['metarl'] / limit:.0%} of it"
     )
 
 
