@@ -11,9 +11,10 @@ from metarl.tasks import Task
 BACKENDS = ("processes", "ray", "local")
 STARTUP_TIMEOUT_S = 120.0  # for a worker to import, build its policy and answer
 # The pace a worker is granted on a request, env steps per second with the policy in the loop
-# on one core: several times slower than any family runs here, so only a hung or starved
-# worker misses its deadline.
-SLOWEST_STEPS_PER_S = 1000.0
+# on one core: several times slower than any family runs here (the slowest, Meta-World, runs
+# about 1,500 steps/s per core, and half that when another job shares the cores), so only a
+# hung or starved worker misses its deadline.
+SLOWEST_STEPS_PER_S = 250.0
 
 # name -> (shape, dtype) of each array a sample call returns
 Layout = dict[str, tuple[tuple[int, ...], np.dtype]]
