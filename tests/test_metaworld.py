@@ -215,3 +215,36 @@ def test_presets_cover_ml1_reach_push_pick_place_and_ml10_for_both_agents():
             None,
         }
         assert all(c.horizon == 500 and c.meta_batch_size == 20 for c in configs)
+
+
+def test_a_resumed_ml1_run_equals_an_uninterrupted_one(tmp_path):
+    """The tasks of a Meta-World run are drawn from the benchmark's lists by the run's
+    seeded streams, so a run resumed from its checkpoint trains on the same tasks and
+    reaches the same policy."""
+    from metarl.training import resume
+    from metarl.training import train as train_loop
+
+    common = dict(
+        env_id=ML1[0],
+        env_kwargs=ML1[1],
+        agent="maml_trpo",
+        meta_batch_size=2,
+        episodes_per_task=2,
+        horizon=20,
+        sampler_backend="local",
+        hidden_sizes=[8],
+        seed=5,
+    )
+    whole = metarl.train(run_dir=tmp_path / "whole", progress=False, meta_iterations=2, **common)
+    part = metarl.train(run_dir=tmp_path / "part", progress=False, meta_iterations=1, **common)
+    state, config, path = resume(part.path, ["meta_iterations=2"])
+    train_loop(config, path, resume_state=state, progress=False)
+    first, second = (
+        torch.load(run / "checkpoints" / "iteration_000002.pt") for run in (whole.path, part.path)
+    )
+    for name, value in first["agent"]["policy"].items():
+        assert torch.equal(value, second["agent"]["policy"][name]), name
+    returns = [
+        [row["meta/return_pre_adapt"] for row in run.metrics] for run in (whole, metarl.Run(path, config))
+    ]
+    assert returns[0] == returns[1]
