@@ -91,6 +91,9 @@ def reproduce(name: str, root: Path, overrides: list[str], budget_hours: float |
         print(f"{name}: training complete ({state['iteration']} iterations), evaluating", flush=True)
     run([python, "evaluate.py", str(run_dir)])
     summary = json.loads((run_dir / "evaluation.json").read_text())
+    if "success" in summary:  # Meta-World: meta-train success too, on training tasks
+        run([python, "evaluate.py", str(run_dir), "--split", "train"])
+        train_summary = json.loads((run_dir / "meta_train" / "evaluation.json").read_text())
     rows = progress_rows(run_dir / "progress.csv")
     config = load_config(run_dir / "config.yaml")
     row = {
@@ -103,6 +106,11 @@ def reproduce(name: str, root: Path, overrides: list[str], budget_hours: float |
         "train_hours": sum(float(row["time/iteration_s"]) for row in rows) / 3600,
         "iterations": len(rows),
     }
+    if "success" in summary:  # per step: (test success, train success)
+        row["success"] = [
+            (test["success_rate"], train["success_rate"])
+            for test, train in zip(summary["success"], train_summary["success"])
+        ]
     if row["recurrent"]:
         row["trial_total"] = summary["trial_total"]
         row["baseline"] = best_baseline(summary["baselines"])
@@ -165,6 +173,20 @@ def print_tables(rows: list[dict]) -> None:
         )
 
 
+def print_success(rows: list[dict]) -> None:
+    """Meta-World rows: success rates of the final checkpoint, meta-train and meta-test."""
+    rows = [row for row in rows if "success" in row]
+    if not rows:
+        return
+    print("\n| preset | meta-train success % (per step or episode) | meta-test success % ", end="")
+    print("| env steps | train time |")
+    print("|---|---|---|---|---|")
+    for row in rows:
+        train = " / ".join(f"{100 * pair[1]:.1f}" for pair in row["success"])
+        test = " / ".join(f"{100 * pair[0]:.1f}" for pair in row["success"])
+        print(f"| {row['name']} | {train} | {test} | {row['env_steps']:,} | {_hours(row)} |")
+
+
 def _hours(row: dict) -> str:
     return f"{row['train_hours']:.2f} h ({row['iterations']} iterations)"
 
@@ -182,6 +204,7 @@ def main() -> None:
     args = parser.parse_args()
     rows = [reproduce(name, (ROOT / args.root).resolve(), args.set, args.hours) for name in args.presets]
     print_tables(rows)
+    print_success(rows)
 
 
 if __name__ == "__main__":

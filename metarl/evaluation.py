@@ -20,7 +20,7 @@ from metarl.agent import Agent, build, is_recurrent
 from metarl.config import AgentConfig, TrainConfig
 from metarl.episodes import Episodes
 from metarl.registry import baselines_for
-from metarl.tasks import family_of, sample_test_tasks
+from metarl.tasks import family_of, sample_eval_tasks, sample_test_tasks
 
 
 def summarize(task_returns: np.ndarray, tasks: list[dict]) -> dict[str, Any]:
@@ -273,6 +273,7 @@ def evaluate(
     inner_lrs: list[float] | None = None,
     task_seed: int | None = None,
     out: str | Path | None = None,
+    split: str = "test",
 ) -> Evaluation:
     """What ``evaluate.py`` prints (``metarl.evaluate``): adapt `agent` on `num_tasks`
     held-out tasks of its run (default: its config's eval_tasks) and summarise: `steps`
@@ -281,7 +282,8 @@ def evaluate(
     ``.mean_returns`` and ``.stderrs`` per step, ``.task_returns`` [steps, tasks], ``.tasks``
     and ``.summary`` (the JSON). Writes evaluation.json and adaptation_curve.png into `out`
     if given, else nothing. task_seed: draw the held-out tasks of this seed instead of the run's.
-    The title names the checkpoint's iteration (``agent.iteration``, set by ``metarl.load``)."""
+    The title names the checkpoint's iteration (``agent.iteration``, set by ``metarl.load``).
+    split: "train" evaluates on training tasks instead (meta-train performance)."""
     config = agent.config
     iteration = getattr(agent, "iteration", None)
     recurrent = is_recurrent(config)
@@ -291,7 +293,7 @@ def evaluate(
         inner_lrs = list(inner_lrs or config.eval_inner_lrs)
     task_seed = config.seed if task_seed is None else task_seed
     family = family_of(config.env_id, config.env_kwargs)
-    tasks = sample_test_tasks(family, num_tasks, task_seed)
+    tasks = sample_eval_tasks(family, num_tasks, task_seed, split)
     baselines = baselines_for(family) if recurrent else None
     played: list[Episodes] = []  # an RL2 agent's trials, when the family scores them without noise
     keep = baselines is not None and baselines.expected_totals is not None
@@ -341,6 +343,7 @@ def evaluate(
         ),
         inner_lrs=inner_lrs,
         task_seed=task_seed,
+        split=split,
     )
     references: dict[str, list[float]] = {}
     if paper := paper_reference(config):
@@ -357,7 +360,7 @@ def evaluate(
         summary=summary,
         references=references,
         step_label="episode in trial" if recurrent else "gradient steps",
-        title=f"{config.env_id} {config.agent} (iteration {iteration}, {num_tasks} test tasks)",
+        title=f"{config.env_id} {config.agent} (iteration {iteration}, {num_tasks} {split} tasks)",
     )
     if out is not None:
         result.write(Path(out))

@@ -25,6 +25,7 @@ MINIBATCHES = 5  # RL2's PPO/value minibatch shuffles
 BASELINE_TUNING = 6  # tasks on which classical baselines tune their hyperparameters
 BASELINES = 7  # the classical baselines' own randomness
 ADAPT = 8  # Agent.adapt: the episodes it plays in the user's env and its actor's noise
+META_TRAIN_EVAL = 9  # training tasks drawn to evaluate on (meta-train success, evaluate.py --split train)
 
 
 def seed_sequence(seed: int, *key: int) -> np.random.SeedSequence:

@@ -153,6 +153,19 @@ def sample_test_tasks(family: TaskFamily, n: int, seed: int) -> list[Task]:
     return draw_from_groups(groups, n, rng) if groups is not None else family.sample_tasks(n, rng)
 
 
+def sample_eval_tasks(family: TaskFamily, n: int, seed: int, split: str = "test") -> list[Task]:
+    """`n` tasks to evaluate run `seed` on: held-out ones (split "test", `sample_test_tasks`)
+    or training ones (split "train": drawn from the training distribution or lists by a
+    stream of their own, for meta-train performance as Meta-World reports it)."""
+    if split == "test":
+        return sample_test_tasks(family, n, seed)
+    if split != "train":
+        raise ValueError(f"split must be 'train' or 'test', got {split!r}")
+    rng = seeding.generator(seed, seeding.META_TRAIN_EVAL)
+    groups = getattr(family, "train_task_groups", None)
+    return draw_from_groups(groups, n, rng) if groups is not None else family.sample_tasks(n, rng)
+
+
 def draw_from_groups(groups: list[list[Task]], n: int, rng: np.random.Generator) -> list[Task]:
     """`n` tasks from fixed task lists, balanced over the groups, group by group in order.
 

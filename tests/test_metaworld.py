@@ -199,6 +199,10 @@ def test_short_training_run_and_evaluation_on_ml1_reach(agent, tmp_path):
     assert len(success) == 2 and set(success[0]["per_class"]) == {"reach-v3"}
     assert all(0.0 <= row["success_rate"] <= 1.0 for row in success)
     assert {t["split"] for t in result.tasks} == {"test"}
+    # meta-train success: the same on training tasks (evaluate.py --split train)
+    trained = metarl.evaluate(metarl.load(run.path, sampler_backend="local"), split="train")
+    assert {t["split"] for t in trained.tasks} == {"train"} and trained.summary["split"] == "train"
+    assert len(trained.summary["success"]) == len(success)
 
 
 def test_presets_cover_ml1_reach_push_pick_place_and_ml10_for_both_agents():

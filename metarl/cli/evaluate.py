@@ -75,6 +75,13 @@ def make_parser() -> argparse.ArgumentParser:
         help="draw the held-out tasks of this seed (default: the run's), "
         "to compare runs of different seeds on the same tasks",
     )
+    parser.add_argument(
+        "--split",
+        choices=["test", "train"],
+        default="test",
+        help="evaluate on held-out tasks (default) or on training tasks (meta-train performance; "
+        "written to <run>/meta_train/ unless --out)",
+    )
     parser.add_argument("--backend", choices=list(BACKENDS), help="sampler backend")
     parser.add_argument("--out", help="directory for evaluation.json and the plot (default: the run)")
     parser.add_argument(errors.DEBUG_FLAG, action="store_true", help=errors.DEBUG_HELP)
@@ -87,9 +94,12 @@ def _main(argv: list[str], debug: bool) -> int:
     agent = load(args.run, **({"sampler_backend": args.backend} if args.backend else {}))
     config = agent.config
     run_dir = run_dir_of(Path(args.run))
-    out_dir = Path(args.out) if args.out else run_dir
+    default_dir = run_dir / "meta_train" if args.split == "train" else run_dir
+    out_dir = Path(args.out) if args.out else default_dir
     with agent.sampler:
-        result = evaluation.evaluate(agent, args.tasks, args.steps, args.inner_lrs, args.task_seed)
+        result = evaluation.evaluate(
+            agent, args.tasks, args.steps, args.inner_lrs, args.task_seed, split=args.split
+        )
     print(result.report())
     written = result.write(out_dir)
     if (run_dir / "progress.csv").exists():
