@@ -41,6 +41,17 @@ def test_the_families_pass_gymnasiums_env_checker(ml1, ml10):
     vector.unwrapped.set_attr("task", [ml10.train_task_groups[0][0], ml10.test_task_groups[1][0]])
     obs, _ = vector.reset()
     assert obs.shape == (2, 39)
+    # gymnasium's step API gives what each task's own env gives
+    actions = np.random.default_rng(2).uniform(-1, 1, (5, 2, 4)).astype(np.float32)
+    for sub, task in enumerate([ml10.train_task_groups[0][0], ml10.test_task_groups[1][0]]):
+        ml10.set_task(task)
+        single = _play(ml10, actions[:, sub])
+        vector.reset()
+        for t in range(5):
+            obs, reward, _, _, info = vector.step(actions[t])
+            assert np.array_equal(
+                single[t + 1], np.concatenate([obs[sub], [reward[sub], info["success"][sub]]])
+            )
     vector.close()
 
 
