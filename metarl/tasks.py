@@ -140,17 +140,13 @@ def registered_families() -> list[str]:
 def sample_train_tasks(family: TaskFamily, n: int, seed: int, iteration: int) -> list[Task]:
     """The `n` training tasks of meta-iteration `iteration` of run `seed` (from the family's
     ``train_task_groups`` if it has them)."""
-    rng = seeding.generator(seed, seeding.TRAIN_TASKS, iteration)
-    groups = getattr(family, "train_task_groups", None)
-    return draw_from_groups(groups, n, rng) if groups is not None else family.sample_tasks(n, rng)
+    return _draw(family, "train", n, seeding.generator(seed, seeding.TRAIN_TASKS, iteration))
 
 
 def sample_test_tasks(family: TaskFamily, n: int, seed: int) -> list[Task]:
     """`n` held-out test tasks of run `seed`, from a stream disjoint from every train stream
     (from the family's ``test_task_groups`` if it has them)."""
-    rng = seeding.generator(seed, seeding.TEST_TASKS)
-    groups = getattr(family, "test_task_groups", None)
-    return draw_from_groups(groups, n, rng) if groups is not None else family.sample_tasks(n, rng)
+    return _draw(family, "test", n, seeding.generator(seed, seeding.TEST_TASKS))
 
 
 def sample_eval_tasks(family: TaskFamily, n: int, seed: int, split: str = "test") -> list[Task]:
@@ -161,8 +157,12 @@ def sample_eval_tasks(family: TaskFamily, n: int, seed: int, split: str = "test"
         return sample_test_tasks(family, n, seed)
     if split != "train":
         raise ValueError(f"split must be 'train' or 'test', got {split!r}")
-    rng = seeding.generator(seed, seeding.META_TRAIN_EVAL)
-    groups = getattr(family, "train_task_groups", None)
+    return _draw(family, "train", n, seeding.generator(seed, seeding.META_TRAIN_EVAL))
+
+
+def _draw(family: TaskFamily, split: str, n: int, rng: np.random.Generator) -> list[Task]:
+    """`n` tasks of `split` from the family's task lists if it has them, else its sampler."""
+    groups = getattr(family, f"{split}_task_groups", None)
     return draw_from_groups(groups, n, rng) if groups is not None else family.sample_tasks(n, rng)
 
 
